@@ -1,0 +1,71 @@
+"""The directory's tables: cities and the partnerships between them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.events import event_tables
+
+PARTNERSHIP_STATUSES = ("active", "inactive", "proposed")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+outbox_events, handled_events = event_tables(Base.metadata)
+
+
+class City(Base):
+    __tablename__ = "cities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    geonames_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country_code: Mapped[str] = mapped_column(String(2), index=True)
+    region: Mapped[str | None] = mapped_column(String(200))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    population: Mapped[int] = mapped_column(Integer, default=0)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+class Partnership(Base):
+    """An undirected pair, stored once: the lower city id is always ``city_a_id``."""
+
+    __tablename__ = "partnerships"
+    __table_args__ = (
+        UniqueConstraint("city_a_id", "city_b_id", name="uq_partnerships_pair"),
+        CheckConstraint("city_a_id < city_b_id", name="ck_partnerships_ordered_pair"),
+        CheckConstraint(
+            "status IN ('active', 'inactive', 'proposed')", name="ck_partnerships_status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    city_a_id: Mapped[int] = mapped_column(ForeignKey("cities.id", ondelete="CASCADE"))
+    city_b_id: Mapped[int] = mapped_column(ForeignKey("cities.id", ondelete="CASCADE"), index=True)
+    since: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    source: Mapped[str | None] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    city_a: Mapped[City] = relationship(foreign_keys=[city_a_id])
+    city_b: Mapped[City] = relationship(foreign_keys=[city_b_id])

@@ -1,0 +1,42 @@
+"""The gateway's application factory: HTML pages and the JSON API, calling the services."""
+
+from __future__ import annotations
+
+from apiflask import APIFlask
+
+from services.gateway import admin_partnerships, health
+from services.gateway.clients import GatewayClients
+from services.gateway.config import GatewaySettings
+from services.gateway.errors import install_error_handlers
+from services.gateway.observability import install_observability
+from shared.logs import configure_logging
+
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: GatewaySettings | None = None) -> APIFlask:
+    settings = settings or GatewaySettings.from_env()
+    configure_logging(settings, "gateway")
+    app = APIFlask(
+        __name__,
+        title="Sister Cities API",
+        version=API_VERSION,
+        spec_path="/api/openapi.json",
+        docs_path="/api/docs",
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        DESCRIPTION=(
+            "City Search, sister cities, syndicated stories and digests. Every error has the "
+            'shape {"error": {"code": "...", "message": "..."}}.'
+        ),
+    )
+    clients = GatewayClients.connect(settings)
+    app.extensions["sistercities"] = clients
+    install_error_handlers(app)
+    install_observability(app, clients.metrics)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(admin_partnerships.bp)
+    return app

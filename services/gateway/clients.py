@@ -1,0 +1,57 @@
+"""The gateway's connections, made once per app in ``create_app`` and reached from views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from services.gateway.config import GatewaySettings
+from services.gateway.observability import Metrics
+from shared.celery_app import make_celery
+from shared.rpc import ServiceClient
+
+
+@dataclass
+class GatewayClients:
+    settings: GatewaySettings
+    redis: redis.Redis
+    services: ServiceClient
+    metrics: Metrics
+
+    @classmethod
+    def connect(cls, settings: GatewaySettings) -> GatewayClients:
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=1,
+            # Replies are awaited with BLPOP: the socket must outwait the longest call.
+            socket_timeout=settings.service_timeout + 5,
+            health_check_interval=30,
+        )
+        metrics = Metrics()
+        celery = make_celery("gateway", settings)
+        services = ServiceClient(
+            celery, client, settings.service_timeout, observe=metrics.observe_task
+        )
+        return cls(settings=settings, redis=client, services=services, metrics=metrics)
+
+
+def _clients() -> GatewayClients:
+    return current_app.extensions["sistercities"]
+
+
+def settings() -> GatewaySettings:
+    return _clients().settings
+
+
+def redis_client() -> redis.Redis:
+    return _clients().redis
+
+
+def service_client() -> ServiceClient:
+    return _clients().services
+
+
+def metrics() -> Metrics:
+    return _clients().metrics

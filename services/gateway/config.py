@@ -1,0 +1,50 @@
+"""The gateway's settings: the common ones plus what the web process needs."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.settings import CommonSettings, EnvReader
+
+# Long enough for any real form or CSV upload the API accepts, small enough to refuse abuse.
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GatewaySettings(CommonSettings):
+    host: str
+    port: int
+    public_base_url: str
+    secret_key: str
+    admin_token: str | None
+    max_body_bytes: int
+    gateway_threads: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        env = EnvReader(environ)
+        common = CommonSettings.read(env)
+        port = env.int("PORT", 8000, 1, 65535)
+        secret_key = env.str("SECRET_KEY")
+        admin_token = env.str("ADMIN_TOKEN")
+        if common["environment"] == "production":
+            env.require("SECRET_KEY", secret_key, "in production (a long random string)")
+        if admin_token is not None and len(admin_token) < 16:
+            env.problems.append("ADMIN_TOKEN must be at least 16 characters")
+        settings = cls(
+            host=env.str("HOST", "127.0.0.1"),
+            port=port,
+            public_base_url=env.url(
+                "PUBLIC_BASE_URL", f"http://127.0.0.1:{port}", ("http", "https")
+            ).rstrip("/"),
+            # Development without a key still works; sessions just do not survive a restart.
+            secret_key=secret_key or secrets.token_urlsafe(32),
+            admin_token=admin_token,
+            max_body_bytes=env.int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 100 * 2**20),
+            gateway_threads=env.int("GATEWAY_THREADS", 32, 1, 512),
+            **common,
+        )
+        env.done()
+        return settings

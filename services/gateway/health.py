@@ -1,0 +1,93 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import time
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Dict, Float, Nested, String
+from flask import current_app
+
+from services.gateway.clients import metrics, redis_client, service_client
+from shared.errors import ServiceError
+from shared.routing import SERVICES
+
+bp = APIBlueprint("health", __name__, tag="Health")
+
+
+class Healthz(Schema):
+    status = String(required=True, metadata={"example": "ok"})
+
+
+class Dependency(Schema):
+    status = String(required=True, metadata={"description": "ok or unavailable"})
+    ms = Float(allow_none=True, metadata={"description": "round trip in milliseconds"})
+    message = String(metadata={"description": "why it is unavailable"})
+
+
+class Readyz(Schema):
+    status = String(required=True, metadata={"description": "ready or unavailable"})
+    redis = Nested(Dependency, required=True)
+    services = Dict(keys=String(), values=Nested(Dependency), required=True)
+
+
+@bp.get("/healthz")
+@bp.output(Healthz)
+@bp.doc(summary="The gateway process is up")
+def healthz():
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+@bp.output(Readyz)
+@bp.doc(
+    summary="Redis answers and every service's worker answers a ping",
+    responses={503: "Redis or a service is unavailable"},
+)
+def readyz():
+    redis_status = _check_redis()
+    services: dict[str, dict] = {}
+    if redis_status["status"] == "ok":
+        # Sent together, so a missing service costs one timeout, not one per service.
+        outcomes = service_client().call_many(
+            [(f"{service}.ping_service", (), {}) for service in SERVICES]
+        )
+        for service, (outcome, seconds) in zip(SERVICES, outcomes, strict=True):
+            if isinstance(outcome, ServiceError):
+                services[service] = {
+                    "status": "unavailable",
+                    "ms": None,
+                    "message": outcome.message,
+                }
+            else:
+                services[service] = {"status": "ok", "ms": round(seconds * 1000, 2)}
+    else:
+        services = {
+            service: {"status": "unavailable", "ms": None, "message": "Redis is unavailable"}
+            for service in SERVICES
+        }
+    ready = redis_status["status"] == "ok" and all(
+        entry["status"] == "ok" for entry in services.values()
+    )
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "redis": redis_status,
+        "services": services,
+    }
+    return body, 200 if ready else 503
+
+
+def _check_redis() -> dict:
+    started = time.monotonic()
+    try:
+        redis_client().ping()
+    except Exception as error:
+        current_app.logger.warning("redis ping failed: %s", error)
+        return {"status": "unavailable", "ms": None, "message": "Redis does not answer"}
+    return {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 2)}
+
+
+@bp.get("/metrics")
+@bp.doc(summary="Prometheus metrics: requests and latency per route, task round trips")
+def prometheus_metrics():
+    return metrics().render()

@@ -1,0 +1,115 @@
+"""The one Celery app factory every process uses: services' workers, beat, the relay, the gateway.
+
+Defaults chosen once here: JSON only, late acknowledgement, rejection on worker loss, results
+sent straight back to a waiting caller (``shared.rpc``) instead of through a result backend,
+and retries with backoff only for errors worth retrying.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import redis
+import sqlalchemy.exc
+from celery import Celery, Task
+from celery.signals import task_postrun, task_prerun
+
+from shared.errors import TransientError
+from shared.routing import route_task
+from shared.settings import CommonSettings
+
+# Worth retrying: the peer may be back in a moment. Anything else is a bug or bad input,
+# and retrying would only repeat it.
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class ServiceTask(Task):
+    autoretry_for = RETRYABLE_ERRORS
+    retry_backoff = 2
+    retry_backoff_max = 600
+    retry_jitter = True
+    max_retries = 12
+    ignore_result = True
+
+
+def broker_url(redis_url: str) -> str:
+    """kombu spells a Unix socket ``redis+socket://``; redis-py spells it ``unix://``."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
+def make_celery(
+    name: str, settings: CommonSettings, include: Iterable[str] = (), service: str | None = None
+) -> Celery:
+    """Build a Celery app. ``service`` makes it a service's worker app: it then answers
+    ``<service>.ping_service`` and sends replies to callers waiting through ``shared.rpc``."""
+    app = Celery(name, broker=broker_url(settings.redis_url), include=list(include))
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        enable_utc=True,
+        timezone="UTC",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        task_routes=(route_task,),
+        task_create_missing_queues=True,
+        task_default_queue=service or "default",
+        broker_transport_options={"visibility_timeout": settings.task_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_prefetch_multiplier=4,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # No remote-control mailbox: health is a ping task through the same queue as real work,
+        # which also proves the worker consumes. It spares Redis a pub/sub round per worker.
+        worker_enable_remote_control=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+    )
+    app.Task = ServiceTask
+    if service is not None:
+        _register_ping(app, service)
+    return app
+
+
+def _register_ping(app: Celery, service: str) -> None:
+    host = socket.gethostname()
+
+    @app.task(name=f"{service}.ping_service", shared=False)
+    def ping_service() -> dict:
+        return {"service": service, "host": host, "time": datetime.now(UTC).isoformat()}
+
+
+def install_worker_hooks(redis_client: redis.Redis) -> None:
+    """Bind task context into every log line and send replies to waiting callers."""
+    import structlog
+
+    from shared import rpc
+
+    def before(task_id=None, task=None, **_kw):
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            task_id=task_id,
+            task=task.name,
+            request_id=task.request.get(rpc.REQUEST_ID_HEADER),
+        )
+
+    def after(task=None, retval=None, state=None, **_kw):
+        rpc.send_reply(redis_client, task, retval, state)
+        structlog.contextvars.clear_contextvars()
+
+    task_prerun.connect(before, weak=False)
+    task_postrun.connect(after, weak=False)

@@ -1,0 +1,165 @@
+"""Domain events through a transactional outbox, and their once-only handling by consumers.
+
+A service publishes an event by inserting an outbox row in the same transaction as the change
+it announces: the event exists if and only if the change committed. The relay
+(``shared.relay``) delivers unsent rows to each consumer's queue after commit. Delivery is at
+least once; consumers record the ids of the events they handled in the same transaction as the
+handling, so the effect happens exactly once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    insert,
+)
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.logs import get_logger
+from shared.routing import consumers_of
+
+log = get_logger(__name__)
+
+Envelope = dict[str, Any]
+Handler = Callable[[Session, dict[str, Any], Envelope], None]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def event_tables(metadata: MetaData) -> tuple[Table, Table]:
+    """The outbox and the handled-events ledger, created in every service's own database."""
+    outbox = Table(
+        "outbox_events",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_type", String(100), nullable=False),
+        Column("payload", JSON, nullable=False),
+        Column("occurred_at", DateTime(timezone=True), nullable=False),
+        Column("sent_at", DateTime(timezone=True), nullable=True),
+    )
+    Index(
+        "ix_outbox_events_unsent",
+        outbox.c.id,
+        postgresql_where=outbox.c.sent_at.is_(None),
+        sqlite_where=outbox.c.sent_at.is_(None),
+    )
+    handled = Table(
+        "handled_events",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("event_type", String(100), nullable=False),
+        Column("handled_at", DateTime(timezone=True), nullable=False, index=True),
+    )
+    return outbox, handled
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return metadata.tables["outbox_events"]
+
+
+def handled_table(metadata: MetaData) -> Table:
+    return metadata.tables["handled_events"]
+
+
+def publish(session: Session, metadata: MetaData, event_type: str, payload: dict) -> str:
+    """Record an event in the outbox, inside the caller's transaction. Returns the event id."""
+    consumers_of(event_type)  # an unknown type is a programming error: fail before commit
+    event_id = str(uuid.uuid4())
+    session.execute(
+        insert(outbox_table(metadata)).values(
+            event_id=event_id, event_type=event_type, payload=payload, occurred_at=utcnow()
+        )
+    )
+    session.info["outbox_dirty"] = True
+    return event_id
+
+
+_wake_relay: Callable[[], None] | None = None
+
+
+def on_outbox_commit(wake: Callable[[], None]) -> None:
+    """Call ``wake`` after any commit that published events, so the relay need not poll hard."""
+    global _wake_relay
+    _wake_relay = wake
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop("outbox_dirty", False) and _wake_relay is not None:
+        try:
+            _wake_relay()
+        except Exception as error:  # the relay polls anyway; a lost nudge only adds latency
+            log.warning("outbox_wake_failed", error=str(error))
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop("outbox_dirty", None)
+
+
+sa_event.listen(Session, "after_commit", _after_commit)
+sa_event.listen(Session, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
+
+
+def envelope_of(row: Mapping[str, Any], producer: str) -> Envelope:
+    return {
+        "id": row["event_id"],
+        "type": row["event_type"],
+        "producer": producer,
+        "occurred_at": row["occurred_at"].isoformat(),
+        "payload": row["payload"],
+    }
+
+
+def handle_event_once(
+    sessions: sessionmaker[Session],
+    metadata: MetaData,
+    envelope: Envelope,
+    handlers: Mapping[str, Handler],
+) -> str:
+    """Apply one delivered event at most once. Returns "handled", "duplicate" or "ignored".
+
+    The ledger row and the handler's changes commit together: a crash in between leaves
+    neither, and the redelivered event is handled then.
+    """
+    event_id, event_type = envelope["id"], envelope["type"]
+    session = sessions()
+    try:
+        try:
+            session.execute(
+                insert(handled_table(metadata)).values(
+                    event_id=event_id, event_type=event_type, handled_at=utcnow()
+                )
+            )
+        except IntegrityError:
+            session.rollback()
+            log.info("event_duplicate", event_id=event_id, event_type=event_type)
+            return "duplicate"
+        handler = handlers.get(event_type)
+        if handler is None:
+            log.warning("event_ignored", event_id=event_id, event_type=event_type)
+        else:
+            handler(session, envelope["payload"], envelope)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    log.info("event_handled", event_id=event_id, event_type=event_type)
+    return "handled" if handler else "ignored"

@@ -1,0 +1,141 @@
+"""The outbox relay: delivers committed events from each service's outbox to its consumers.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several relays share the
+work without sending a row twice while they live. A relay killed after sending and before
+marking the rows sent leaves them unsent; the next pass sends them again and consumers drop
+the duplicates by event id (``shared.events.handle_event_once``). Nothing committed is lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import timedelta
+
+import redis
+import sqlalchemy.exc
+from celery import Celery
+from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy import Engine, MetaData, delete, select, update
+from sqlalchemy.orm import Session
+
+from shared.events import envelope_of, event_tables, handled_table, outbox_table, utcnow
+from shared.logs import get_logger
+from shared.routing import EVENT_ROUTES
+
+WAKE_KEY = "sistercities:outbox:wake"
+POLL_SECONDS = 1.0
+
+log = get_logger(__name__)
+
+
+def wake_relay(client: redis.Redis) -> None:
+    """Nudge a waiting relay; the list never holds more than one token."""
+    pipe = client.pipeline(transaction=False)
+    pipe.lpush(WAKE_KEY, 1)
+    pipe.ltrim(WAKE_KEY, 0, 0)
+    pipe.execute()
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        app: Celery,
+        sources: Mapping[str, Engine],
+        client: redis.Redis,
+        batch_size: int = 200,
+    ):
+        self.app = app
+        self.sources = dict(sources)
+        self.redis = client
+        self.batch_size = batch_size
+        self.outbox = outbox_table(_tables_only())
+
+    def relay_once(self) -> int:
+        """One pass over every source; returns how many events were sent."""
+        sent = 0
+        for producer, engine in self.sources.items():
+            while True:
+                count = self._relay_batch(producer, engine)
+                sent += count
+                if count < self.batch_size:
+                    break
+        return sent
+
+    def _relay_batch(self, producer: str, engine: Engine) -> int:
+        outbox = self.outbox
+        with engine.begin() as conn:
+            query = (
+                select(outbox)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = conn.execute(query).mappings().all()
+            if not rows:
+                return 0
+            with self.app.producer_or_acquire() as kombu_producer:
+                for row in rows:
+                    envelope = envelope_of(row, producer)
+                    consumers = EVENT_ROUTES.get(row["event_type"], ())
+                    if not consumers:
+                        log.error("event_has_no_route", event_type=row["event_type"])
+                    for consumer in consumers:
+                        self.app.send_task(
+                            f"{consumer}.handle_event",
+                            args=[envelope],
+                            queue=consumer,
+                            task_id=f"{envelope['id']}.{consumer}",
+                            producer=kombu_producer,
+                        )
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_([row["id"] for row in rows]))
+                .values(sent_at=utcnow())
+            )
+        log.info("events_relayed", producer=producer, count=len(rows))
+        return len(rows)
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = POLL_SECONDS
+        while not stop.is_set():
+            try:
+                sent = self.relay_once()
+                backoff = POLL_SECONDS
+                if sent == 0:
+                    self.redis.blpop([WAKE_KEY], timeout=POLL_SECONDS)
+            except (
+                sqlalchemy.exc.OperationalError,
+                sqlalchemy.exc.InterfaceError,
+                redis.exceptions.RedisError,
+                KombuOperationalError,
+                OSError,
+            ) as error:
+                log.warning("relay_pass_failed", error=str(error), retry_in=backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+def _tables_only() -> MetaData:
+    metadata = MetaData()
+    event_tables(metadata)
+    return metadata
+
+
+def purge_old_events(
+    session: Session,
+    metadata: MetaData,
+    sent_older_than: timedelta = timedelta(days=7),
+    handled_older_than: timedelta = timedelta(days=30),
+) -> dict[str, int]:
+    """Keep the outbox and the ledger small. Handled ids are kept far longer than any
+    redelivery could take, so a late duplicate is still recognised."""
+    now = utcnow()
+    outbox, handled = outbox_table(metadata), handled_table(metadata)
+    sent = session.execute(delete(outbox).where(outbox.c.sent_at < now - sent_older_than)).rowcount
+    old = session.execute(
+        delete(handled).where(handled.c.handled_at < now - handled_older_than)
+    ).rowcount
+    return {"outbox_events": sent, "handled_events": old}

@@ -1,0 +1,191 @@
+"""Settings read once from the environment into frozen objects, validated with clear messages.
+
+Nothing else in the project reads ``os.environ``: each process builds its settings at start-up
+from the mapping it is given and passes them on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+T = TypeVar("T")
+
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
+ENVIRONMENTS = ("development", "production", "test")
+
+
+class ConfigError(Exception):
+    """The environment does not describe a runnable process; the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            "invalid configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+class EnvReader:
+    """Typed access to one environment mapping that collects problems instead of failing early,
+    so a user sees every misconfigured variable in one message."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self.environ = dict(os.environ if environ is None else environ)
+        self.problems: list[str] = []
+
+    def _raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def _parse(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except (ValueError, ArgumentError):
+            self.problems.append(f"{name}={raw!r} is not {expected}")
+            return default
+
+    def str(self, name: str, default: Any = None) -> Any:
+        raw = self._raw(name)
+        return default if raw is None else raw
+
+    def int(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if not minimum <= value <= maximum:
+                raise ValueError
+            return value
+
+        return self._parse(name, default, parse, f"an integer from {minimum} to {maximum}")
+
+    def float(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if not minimum <= value <= maximum:
+                raise ValueError
+            return value
+
+        return self._parse(name, default, parse, f"a number from {minimum} to {maximum}")
+
+    def bool(self, name: str, default: bool) -> bool:
+        truthy, falsy = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+        def parse(raw: str) -> bool:
+            if raw.lower() in truthy:
+                return True
+            if raw.lower() in falsy:
+                return False
+            raise ValueError
+
+        return self._parse(name, default, parse, "a boolean (1/0, true/false, yes/no)")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        def parse(raw: str) -> str:
+            if raw.lower() not in choices:
+                raise ValueError
+            return raw.lower()
+
+        return self._parse(name, default, parse, "one of " + ", ".join(choices))
+
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str | None:
+        def parse(raw: str) -> str:
+            parts = urlsplit(raw)
+            if parts.scheme not in schemes or not (parts.netloc or parts.path):
+                raise ValueError
+            return raw
+
+        return self._parse(
+            name,
+            default,
+            parse,
+            "a URL starting with " + " or ".join(f"{scheme}://" for scheme in schemes),
+        )
+
+    def database_url(self, name: str, default: str) -> str:
+        def parse(raw: str) -> str:
+            url = make_url(raw)
+            if url.get_backend_name() not in ("postgresql", "sqlite"):
+                raise ValueError
+            return raw
+
+        return self._parse(name, default, parse, "a postgresql:// or sqlite:/// database URL")
+
+    def require(self, name: str, value: Any, why: str) -> None:
+        if not value:
+            self.problems.append(f"{name} must be set {why}")
+
+    def done(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """What every process needs: where Redis is, where local files live, how to log."""
+
+    environment: str
+    data_dir: Path
+    redis_url: str
+    log_level: str
+    log_format: str
+    service_timeout: float
+    task_visibility_timeout: int
+    worker_concurrency: int
+
+    @staticmethod
+    def read(env: EnvReader) -> dict[str, Any]:
+        data_dir = Path(env.str("DATA_DIR", "var")).expanduser().resolve()
+        environment = env.choice("ENVIRONMENT", "development", ENVIRONMENTS)
+        return {
+            "environment": environment,
+            "data_dir": data_dir,
+            "redis_url": env.url("REDIS_URL", embedded_redis_url(data_dir), REDIS_SCHEMES),
+            "log_level": env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            "log_format": env.choice(
+                "LOG_FORMAT",
+                "json" if environment == "production" else "console",
+                ("console", "json"),
+            ),
+            "service_timeout": env.float("SERVICE_TIMEOUT", 2.0, 0.05, 60.0),
+            "task_visibility_timeout": env.int("TASK_VISIBILITY_TIMEOUT", 1800, 5, 86400),
+            "worker_concurrency": env.int("WORKER_CONCURRENCY", 4, 1, 256),
+        }
+
+
+def embedded_redis_url(data_dir: Path) -> str:
+    """Where `sistercities run` puts its embedded Redis when no REDIS_URL is given."""
+    return f"unix://{data_dir / 'redis.sock'}"
+
+
+def sqlite_url(data_dir: Path, service: str) -> str:
+    return f"sqlite:///{data_dir / f'{service}.db'}"
+
+
+@dataclass(frozen=True)
+class ServiceSettings(CommonSettings):
+    """A service process: the common settings plus the one database it owns."""
+
+    service: str
+    database_url: str
+
+    @classmethod
+    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServiceSettings:
+        env = EnvReader(environ)
+        common = CommonSettings.read(env)
+        database_url = env.database_url(
+            f"{service.upper()}_DATABASE_URL", sqlite_url(common["data_dir"], service)
+        )
+        env.done()
+        return cls(service=service, database_url=database_url, **common)

