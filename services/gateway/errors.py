@@ -27,13 +27,13 @@ CODE_BY_STATUS = {
 }
 
 
-class ErrorBody(Schema):
+class ErrorDetail(Schema):
     code = String(required=True, metadata={"description": "A stable, machine-readable code"})
     message = String(required=True, metadata={"description": "What went wrong, for people"})
 
 
-class ErrorSchema(Schema):
-    error = Nested(ErrorBody, required=True)
+class Error(Schema):
+    error = Nested(ErrorDetail, required=True)
 
 
 def error_body(status: int, message: str, code: str | None = None) -> dict:
@@ -63,8 +63,8 @@ def _flatten(messages):
 
 def install_error_handlers(app: APIFlask) -> None:
     app.config["VALIDATION_ERROR_STATUS_CODE"] = 400
-    app.config["HTTP_ERROR_SCHEMA"] = ErrorSchema
-    app.config["VALIDATION_ERROR_SCHEMA"] = ErrorSchema
+    app.config["HTTP_ERROR_SCHEMA"] = Error
+    app.config["VALIDATION_ERROR_SCHEMA"] = Error
 
     @app.error_processor
     def http_error(error: HTTPError):
