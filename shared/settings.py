@@ -38,7 +38,7 @@ class EnvReader:
     so a user sees every misconfigured variable in one message."""
 
     def __init__(self, environ: Mapping[str, str] | None = None):
-        self.environ = dict(os.environ if environ is None else environ)
+        self.environ = os.environ if environ is None else environ
         self.problems: list[str] = []
 
     def _raw(self, name: str) -> str | None:

@@ -264,3 +264,27 @@ def mailcatcher(port: int, host: str) -> None:
     settings = load(LauncherSettings.from_env)
     configure_logging(settings, "mail")
     serve(settings.data_dir / "mail", host, port)
+
+
+@main.command()
+@click.argument("services", nargs=-1, type=click.Choice(SERVICES))
+@click.option("--timeout", type=float, default=2.0, show_default=True)
+def ping(services: tuple[str, ...], timeout: float) -> None:
+    """Check that each service's worker answers (exit 1 if one does not): a health check."""
+    from shared.celery_app import make_celery
+    from shared.errors import ServiceError
+    from shared.rpc import ServiceClient
+
+    settings = load(LauncherSettings.from_env)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout + 5)
+    caller = ServiceClient(make_celery("ping", settings), client, timeout)
+    names = services or SERVICES
+    outcomes = caller.call_many([(f"{name}.ping_service", (), {}) for name in names])
+    failed = False
+    for name, (outcome, seconds) in zip(names, outcomes, strict=True):
+        if isinstance(outcome, ServiceError):
+            failed = True
+            click.echo(f"{name}: {outcome.message}")
+        else:
+            click.echo(f"{name}: ok in {seconds * 1000:.1f} ms ({outcome['host']})")
+    sys.exit(1 if failed else 0)

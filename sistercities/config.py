@@ -34,3 +34,29 @@ class LauncherSettings(CommonSettings):
         )
         env.done()
         return settings
+
+
+class _RecordingEnviron(dict):
+    """An empty environment that remembers which variables were asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key, default=None):
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def known_variables() -> set[str]:
+    """Every environment variable some process of the system reads."""
+    from services.gateway.config import GatewaySettings
+    from shared.routing import SERVICES
+    from shared.settings import ServiceSettings
+
+    environ = _RecordingEnviron()
+    LauncherSettings.from_env(environ)
+    GatewaySettings.from_env(environ)
+    for service in SERVICES:
+        ServiceSettings.from_env(service, environ)
+    return environ.asked
