@@ -16,6 +16,7 @@ import sqlalchemy.exc
 from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun
 
+from shared import redis_transport
 from shared.errors import TransientError
 from shared.routing import route_task
 from shared.settings import CommonSettings
@@ -43,9 +44,13 @@ class ServiceTask(Task):
 
 
 def broker_url(redis_url: str) -> str:
-    """kombu spells a Unix socket ``redis+socket://``; redis-py spells it ``unix://``."""
+    """The kombu URL for a redis-py URL: our Redis transport (``shared.redis_transport``) for
+    plain and Unix-socket Redis; kombu spells a socket ``+socket://`` where redis-py says
+    ``unix://``. TLS and Sentinel URLs go to kombu's own transports unchanged."""
     if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url.removeprefix("unix://")
+        return f"{redis_transport.ALIAS}+socket://" + redis_url.removeprefix("unix://")
+    if redis_url.startswith("redis://"):
+        return f"{redis_transport.ALIAS}://" + redis_url.removeprefix("redis://")
     return redis_url
 
 

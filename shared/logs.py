@@ -33,7 +33,10 @@ def configure_logging(settings: CommonSettings, process: str) -> None:
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # Methods below the level are no-ops: a debug line on a hot path costs nothing.
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelName(settings.log_level.upper())
+        ),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -59,5 +62,5 @@ def _add_process(process: str) -> structlog.types.Processor:
     return add
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger(name)

@@ -4,12 +4,14 @@ Stock Celery RPC (``send_task(...).get()`` with the Redis result backend) stores
 under a key, publishes it on a channel the caller subscribed to, and costs about 18 Redis
 commands per call. Here the caller names a private reply list in the task's headers and
 blocks on it with BLPOP; the worker pushes the answer there (one pipelined LPUSH + EXPIRE)
-and nothing else is stored. The message carries ``expires``, so a worker that comes back after
-the caller gave up discards it instead of doing stale work.
+and nothing else is stored. The task is pushed and the wait begins in one pipelined round trip.
+The message carries ``expires``, so a worker that comes back after the caller gave up
+discards it instead of doing stale work.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -18,12 +20,12 @@ from typing import Any
 
 import redis
 import structlog
-from celery import Celery, Task, states
-from kombu.exceptions import OperationalError as KombuOperationalError
+from celery import Task, states
 
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.logs import get_logger
 from shared.routing import queue_for_task
+from shared.task_messages import task_message
 
 REPLY_HEADER = "reply_key"
 REQUEST_ID_HEADER = "request_id"
@@ -54,23 +56,31 @@ def send_reply(client: redis.Redis, task: Task, retval: Any, state: str) -> None
         payload = json.dumps(
             {"ok": False, "error": {"code": "internal", "message": "unserializable result"}}
         )
-    pipe = client.pipeline(transaction=False)
-    pipe.lpush(reply_key, payload)
-    pipe.expire(reply_key, REPLY_TTL_SECONDS)
-    pipe.execute()
+    _push_reply(client)(keys=[reply_key], args=[payload, REPLY_TTL_SECONDS])
+
+
+# One command instead of a pipeline of two: the reply and its expiry travel together.
+_PUSH_REPLY = "redis.call('LPUSH', KEYS[1], ARGV[1]); redis.call('EXPIRE', KEYS[1], ARGV[2])"
+
+
+@functools.cache
+def _push_reply(client: redis.Redis):
+    return client.register_script(_PUSH_REPLY)
 
 
 class ServiceClient:
-    """Caller side: send a task by name and wait for its reply, at most ``timeout`` seconds."""
+    """Caller side: send a task by name and wait for its reply, at most ``timeout`` seconds.
+
+    The task message is pushed onto the service's queue and the wait for the reply starts in
+    the same pipelined round trip to Redis.
+    """
 
     def __init__(
         self,
-        app: Celery,
         client: redis.Redis,
         timeout: float,
         observe: Callable[[str, float, str], None] | None = None,
     ):
-        self.app = app
         self.redis = client
         self.timeout = timeout
         # observe(task_name, seconds, outcome): round-trip times for the caller's metrics
@@ -87,57 +97,67 @@ class ServiceClient:
         calls: Iterable[tuple[str, tuple, dict]],
         timeout: float | None = None,
     ) -> list[tuple[Any, float]]:
-        """Send every call first, then collect the replies: the waits overlap.
+        """Send every call, then collect the replies: the waits overlap.
 
         Returns, per call, the task's result or the ``ServiceError`` it ended with, and the
         seconds from sending to the reply.
         """
         timeout = self.timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
+        calls = list(calls)
         request_id = structlog.contextvars.get_contextvars().get("request_id")
+        reply_keys = [REPLY_PREFIX + uuid.uuid4().hex for _ in calls]
         started = time.monotonic()
-        pending: list[tuple[str, str] | ServiceError] = []
-        for task_name, args, kwargs in calls:
-            reply_key = REPLY_PREFIX + uuid.uuid4().hex
-            try:
-                self.app.send_task(
-                    task_name,
-                    args=list(args),
-                    kwargs=kwargs,
-                    queue=queue_for_task(task_name),
-                    headers={REPLY_HEADER: reply_key, REQUEST_ID_HEADER: request_id},
-                    expires=timeout,
-                    retry=False,
-                )
-                pending.append((task_name, reply_key))
-            except (KombuOperationalError, redis.exceptions.RedisError, OSError) as error:
-                log.warning("task_send_failed", task=task_name, error=str(error))
-                pending.append(ServiceUnavailable("the message queue cannot be reached"))
+        pipe = self.redis.pipeline(transaction=False)
+        for (task_name, args, kwargs), reply_key in zip(calls, reply_keys, strict=True):
+            queue, message = task_message(
+                task_name,
+                args,
+                kwargs,
+                {REPLY_HEADER: reply_key, REQUEST_ID_HEADER: request_id},
+                expires_in=timeout,
+            )
+            pipe.lpush(queue, message)
+        # The first wait rides along with the sends.
+        pipe.blpop([reply_keys[0]], timeout=timeout)
+        try:
+            first_reply = pipe.execute()[-1]
+        except redis.exceptions.RedisError as error:
+            log.warning("task_send_failed", tasks=[c[0] for c in calls], error=str(error))
+            unavailable = ServiceUnavailable("the message queue cannot be reached")
+            return [(unavailable, 0.0) for _ in calls]
+        deadline = started + timeout
         outcomes = []
-        for item in pending:
-            if isinstance(item, ServiceError):
-                outcomes.append((item, 0.0))
-                continue
-            outcome = self._wait(*item, deadline, timeout)
+        for index, ((task_name, _args, _kwargs), reply_key) in enumerate(
+            zip(calls, reply_keys, strict=True)
+        ):
+            reply = first_reply if index == 0 else self._wait(task_name, reply_key, deadline)
+            outcome = _outcome(task_name, reply, timeout)
             seconds = time.monotonic() - started
             if self.observe is not None:
                 label = outcome.code if isinstance(outcome, ServiceError) else "ok"
-                self.observe(item[0], seconds, label)
+                self.observe(task_name, seconds, label)
             outcomes.append((outcome, seconds))
         return outcomes
 
-    def _wait(self, task_name: str, reply_key: str, deadline: float, timeout: float):
-        service = queue_for_task(task_name)
-        remaining = max(deadline - time.monotonic(), 0.001)
+    def _wait(self, task_name: str, reply_key: str, deadline: float):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            # Time is up, but a reply may already be there: take it without waiting.
+            item = self.redis.lpop(reply_key)
+            return None if item is None else (reply_key, item)
         try:
-            item = self.redis.blpop([reply_key], timeout=remaining)
+            return self.redis.blpop([reply_key], timeout=remaining)
         except redis.exceptions.RedisError as error:
             log.warning("reply_wait_failed", task=task_name, error=str(error))
-            return ServiceUnavailable("the message queue cannot be reached")
-        if item is None:
-            return ServiceUnavailable(f"the {service} service did not answer within {timeout:g} s")
-        reply = json.loads(item[1])
-        if reply["ok"]:
-            return reply["result"]
-        error = reply["error"]
-        return ServiceError(error["code"], error["message"])
+            return None
+
+
+def _outcome(task_name: str, item: tuple | None, timeout: float):
+    if item is None:
+        service = queue_for_task(task_name)
+        return ServiceUnavailable(f"the {service} service did not answer within {timeout:g} s")
+    reply = json.loads(item[1])
+    if reply["ok"]:
+        return reply["result"]
+    error = reply["error"]
+    return ServiceError(error["code"], error["message"])

@@ -66,7 +66,7 @@ class ServiceRuntime:
                 "worker",
                 f"--queues={self.service}",
                 f"--hostname={self.service}@%h",
-                "--pool=threads",
+                f"--pool={self.settings.worker_pool}",
                 f"--concurrency={self.settings.worker_concurrency}",
                 f"--loglevel={self.settings.log_level.upper()}",
                 "--without-gossip",

@@ -142,6 +142,7 @@ class CommonSettings:
     log_format: str
     service_timeout: float
     task_visibility_timeout: int
+    worker_pool: str
     worker_concurrency: int
 
     @staticmethod
@@ -160,7 +161,10 @@ class CommonSettings:
             ),
             "service_timeout": env.float("SERVICE_TIMEOUT", 2.0, 0.05, 60.0),
             "task_visibility_timeout": env.int("TASK_VISIBILITY_TIMEOUT", 1800, 5, 86400),
-            "worker_concurrency": env.int("WORKER_CONCURRENCY", 4, 1, 256),
+            # Measured (benchmarks/bench_rpc.py): more threads than cores only add GIL
+            # contention; solo (no pool) is fastest for a worker of short tasks.
+            "worker_pool": env.choice("WORKER_POOL", "threads", ("threads", "solo", "prefork")),
+            "worker_concurrency": env.int("WORKER_CONCURRENCY", 2, 1, 256),
         }
 
 

@@ -140,6 +140,7 @@ def _start_embedded_redis(supervisor: Supervisor, settings: LauncherSettings, en
             "",
         ],
         env,
+        infrastructure=True,
     )
     client = redis.Redis(unix_socket_path=socket_path, socket_connect_timeout=0.5)
     deadline = time.monotonic() + 10
@@ -190,9 +191,7 @@ def gateway() -> None:
     from services.gateway.config import GatewaySettings
     from sistercities.gateway_server import GatewayServer
 
-    launcher = load(LauncherSettings.from_env)
-    settings = load(GatewaySettings.from_env)
-    GatewayServer(settings, launcher.gateway_processes).run()
+    GatewayServer(load(GatewaySettings.from_env)).run()
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -271,13 +270,12 @@ def mailcatcher(port: int, host: str) -> None:
 @click.option("--timeout", type=float, default=2.0, show_default=True)
 def ping(services: tuple[str, ...], timeout: float) -> None:
     """Check that each service's worker answers (exit 1 if one does not): a health check."""
-    from shared.celery_app import make_celery
     from shared.errors import ServiceError
     from shared.rpc import ServiceClient
 
     settings = load(LauncherSettings.from_env)
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout + 5)
-    caller = ServiceClient(make_celery("ping", settings), client, timeout)
+    caller = ServiceClient(client, timeout)
     names = services or SERVICES
     outcomes = caller.call_many([(f"{name}.ping_service", (), {}) for name in names])
     failed = False

@@ -15,8 +15,6 @@ class LauncherSettings(CommonSettings):
     redis_given: bool
     smtp_url: str | None
     mailcatcher_port: int
-    gateway_processes: int
-    gateway_threads: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LauncherSettings:
@@ -28,8 +26,6 @@ class LauncherSettings(CommonSettings):
             redis_given=env.str("REDIS_URL") is not None,
             smtp_url=env.url("SMTP_URL", None, SMTP_SCHEMES),
             mailcatcher_port=env.int("MAILCATCHER_PORT", 1025, 1, 65535),
-            gateway_processes=env.int("GATEWAY_PROCESSES", 1, 1, 64),
-            gateway_threads=env.int("GATEWAY_THREADS", 32, 1, 512),
             **common,
         )
         env.done()

@@ -13,7 +13,6 @@ import pytest
 import redis
 from sqlalchemy import Engine, MetaData, text
 
-from shared.celery_app import make_celery
 from shared.db import make_engine
 from shared.errors import ServiceError
 from shared.migrations import upgrade
@@ -63,7 +62,7 @@ def stack_env(backends, tmp_path_factory) -> dict[str, str]:
         LOG_LEVEL="info",
         # Short enough that a message held by a killed worker comes back within a test.
         TASK_VISIBILITY_TIMEOUT="20",
-        WORKER_CONCURRENCY="4",
+        WORKER_CONCURRENCY="2",
         ADMIN_TOKEN=ADMIN_TOKEN,
         PYTHONUNBUFFERED="1",
     )
@@ -88,7 +87,7 @@ def redis_client(backends) -> Iterator[redis.Redis]:
 @pytest.fixture(scope="session")
 def services(common_settings, redis_client) -> ServiceClient:
     """Calls services' tasks by name, as the gateway does."""
-    return ServiceClient(make_celery("tests", common_settings), redis_client, timeout=2.0)
+    return ServiceClient(redis_client, timeout=2.0)
 
 
 def wait_until_answers(services: ServiceClient, service: str, timeout: float = 30.0) -> None:

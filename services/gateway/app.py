@@ -14,7 +14,8 @@ from shared.logs import configure_logging
 API_VERSION = "1.0.0"
 
 
-def create_app(settings: GatewaySettings | None = None) -> APIFlask:
+def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = False) -> APIFlask:
+    """``shared_metrics``: several server processes pool their metrics (see the server)."""
     settings = settings or GatewaySettings.from_env()
     configure_logging(settings, "gateway")
     app = APIFlask(
@@ -33,7 +34,7 @@ def create_app(settings: GatewaySettings | None = None) -> APIFlask:
             'shape {"error": {"code": "...", "message": "..."}}.'
         ),
     )
-    clients = GatewayClients.connect(settings)
+    clients = GatewayClients.connect(settings, shared_metrics)
     app.extensions["sistercities"] = clients
     install_error_handlers(app)
     install_observability(app, clients.metrics)

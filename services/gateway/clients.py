@@ -9,7 +9,6 @@ from flask import current_app
 
 from services.gateway.config import GatewaySettings
 from services.gateway.observability import Metrics
-from shared.celery_app import make_celery
 from shared.rpc import ServiceClient
 
 
@@ -21,7 +20,7 @@ class GatewayClients:
     metrics: Metrics
 
     @classmethod
-    def connect(cls, settings: GatewaySettings) -> GatewayClients:
+    def connect(cls, settings: GatewaySettings, shared_metrics: bool = False) -> GatewayClients:
         client = redis.Redis.from_url(
             settings.redis_url,
             socket_connect_timeout=1,
@@ -29,11 +28,8 @@ class GatewayClients:
             socket_timeout=settings.service_timeout + 5,
             health_check_interval=30,
         )
-        metrics = Metrics()
-        celery = make_celery("gateway", settings)
-        services = ServiceClient(
-            celery, client, settings.service_timeout, observe=metrics.observe_task
-        )
+        metrics = Metrics(multiprocess=shared_metrics)
+        services = ServiceClient(client, settings.service_timeout, observe=metrics.observe_task)
         return cls(settings=settings, redis=client, services=services, metrics=metrics)
 
 

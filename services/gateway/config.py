@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from shared.settings import CommonSettings, EnvReader
 
@@ -20,6 +21,7 @@ class GatewaySettings(CommonSettings):
     secret_key: str
     admin_token: str | None
     max_body_bytes: int
+    gateway_processes: int
     gateway_threads: int
 
     @classmethod
@@ -43,8 +45,15 @@ class GatewaySettings(CommonSettings):
             secret_key=secret_key or secrets.token_urlsafe(32),
             admin_token=admin_token,
             max_body_bytes=env.int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 100 * 2**20),
+            # One process per core: a Python process serves requests on one core at a time.
+            gateway_processes=env.int("GATEWAY_PROCESSES", 2, 1, 64),
             gateway_threads=env.int("GATEWAY_THREADS", 32, 1, 512),
             **common,
         )
         env.done()
         return settings
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Where gunicorn's processes pool their Prometheus metrics."""
+        return self.data_dir / "metrics"

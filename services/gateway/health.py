@@ -77,6 +77,23 @@ def readyz():
     return body, 200 if ready else 503
 
 
+class ServiceReady(Dependency):
+    """One service's readiness (its own name in the document, apart from the nested use)."""
+
+
+@bp.get("/readyz/<any(directory, blog, notifier):service>")
+@bp.output(ServiceReady)
+@bp.doc(
+    summary="One service's worker answers a ping: its round trip in ms",
+    responses={503: "The service did not answer in time"},
+)
+def service_ready(service: str):
+    [(outcome, seconds)] = service_client().call_many([(f"{service}.ping_service", (), {})])
+    if isinstance(outcome, ServiceError):
+        return {"status": "unavailable", "ms": None, "message": outcome.message}, 503
+    return {"status": "ok", "ms": round(seconds * 1000, 2)}
+
+
 def _check_redis() -> dict:
     started = time.monotonic()
     try:

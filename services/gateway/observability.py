@@ -8,7 +8,13 @@ import uuid
 
 import structlog
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from shared.logs import get_logger
@@ -22,7 +28,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess: bool = False) -> None:
+        # Several gunicorn processes: each writes its values to files that the one answering
+        # /metrics sums (prometheus_client's multiprocess mode, set up by the server).
+        self.multiprocess = multiprocess
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "gateway_requests_total",
@@ -49,7 +58,11 @@ class Metrics:
         self.task_roundtrip.labels(task=task, outcome=outcome).observe(seconds)
 
     def render(self) -> Response:
-        return Response(generate_latest(self.registry), content_type=CONTENT_TYPE_LATEST)
+        registry = self.registry
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def install_observability(app: Flask, metrics: Metrics) -> None:

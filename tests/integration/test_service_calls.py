@@ -41,6 +41,11 @@ def test_a_stopped_worker_is_a_503_within_the_timeout_and_the_gateway_recovers(
         assert response.json["services"]["blog"]["status"] == "ok"
         assert elapsed < TIMEOUT + 1.0
 
+        one = client.get("/readyz/directory")
+        assert one.status_code == 503
+        assert one.json["status"] == "unavailable"
+        assert client.get("/readyz/blog").status_code == 200
+
         started = time.monotonic()
         response = client.post(
             "/api/v1/admin/partnerships",
@@ -67,6 +72,12 @@ def test_a_stopped_worker_is_a_503_within_the_timeout_and_the_gateway_recovers(
     assert (
         "revoked" in stack.log("directory").lower() or "expired" in stack.log("directory").lower()
     )
+
+
+def test_one_service_readiness_and_an_unknown_service(client, stack):
+    body = client.get("/readyz/notifier").json
+    assert body["status"] == "ok" and body["ms"] > 0
+    assert client.get("/readyz/payments").status_code == 404
 
 
 def test_the_request_id_travels_into_the_worker_log_lines(client, stack):

@@ -1,0 +1,119 @@
+"""A Celery round trip inside a web request: HTTP -> gateway -> Redis -> worker -> back.
+
+Compares, in one run and on the same Redis, each web app under gunicorn with two processes of
+32 threads: a bare Flask route returning a constant (the ceiling); the real gateway's
+``GET /readyz/directory`` (``shared.rpc`` to the real directory worker, ``WORKER_POOL=solo``);
+the same call from a bare Flask route; and stock Celery RPC (``send_task(...).get()``,
+default settings, Redis
+result backend, a worker with Celery's defaults). Every process logs at WARNING.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import redis
+import requests
+
+from benchmarks.loadgen import Result, closed_loop, open_loop
+from benchmarks.processes import free_port, running_processes, serve, start_redis, wait_http_ok
+
+CONNECTIONS = 16
+FIXED_RATE = 150
+
+
+@dataclass
+class Measured:
+    name: str
+    closed: Result
+    fixed: Result
+    redis_commands_per_call: float
+
+
+def _commands_per_call(redis_url: str, url: str, calls: int = 300) -> float:
+    client = redis.Redis.from_url(redis_url)
+    session = requests.Session()
+    before = client.info("stats")["total_commands_processed"]
+    for _ in range(calls):
+        session.get(url, timeout=5).raise_for_status()
+    after = client.info("stats")["total_commands_processed"]
+    # The first INFO counts itself in `after`.
+    return (after - before - 1) / calls
+
+
+def measure(seconds: float = 10.0) -> list[Measured]:
+    with running_processes() as processes, tempfile.TemporaryDirectory() as data_dir:
+        redis_url = start_redis(processes)
+        env = dict(
+            os.environ,
+            BENCH_REDIS_URL=redis_url,
+            REDIS_URL=redis_url,
+            DATA_DIR=data_dir,
+            LOG_LEVEL="warning",
+            PYTHONUNBUFFERED="1",
+        )
+        me = [sys.executable, "-m", "sistercities"]
+        # Tuned for a service of short tasks: no pool, one task at a time per process.
+        processes.start("directory", [*me, "worker", "directory"], dict(env, WORKER_POOL="solo"))
+        processes.start(
+            "stock-worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "benchmarks.stock_worker",
+                "worker",
+                "--loglevel=warning",
+            ],
+            env,
+        )
+        gateway_port = free_port()
+        processes.start(
+            "gateway", [*me, "gateway"], dict(env, PORT=str(gateway_port), GATEWAY_PROCESSES="2")
+        )
+        urls = {
+            "bare Flask route (ceiling)": serve(
+                processes, "bare", "benchmarks.rpc_apps:bare_app()", env
+            )
+            + "/ping",
+            "gateway GET /readyz/directory": f"http://127.0.0.1:{gateway_port}/readyz/directory",
+            "bare Flask route + shared.rpc": serve(
+                processes, "lean", "benchmarks.rpc_apps:lean_app()", env
+            )
+            + "/ping",
+            "stock Celery send_task().get()": serve(
+                processes, "stock", "benchmarks.rpc_apps:stock_app()", env
+            )
+            + "/ping",
+        }
+        for name, url in urls.items():
+            wait_http_ok(url, name)
+        results = []
+        for name, url in urls.items():
+            open_loop(url, FIXED_RATE, 2.0)  # warm-up
+            fixed = open_loop(url, FIXED_RATE, seconds)
+            closed = closed_loop(url, CONNECTIONS, seconds)
+            results.append(Measured(name, closed, fixed, _commands_per_call(redis_url, url)))
+        return results
+
+
+def table(results: list[Measured]) -> str:
+    bare = results[0].closed.rps
+    stock = results[-1].closed.rps
+    lines = [
+        f"| round trip | req/s @{CONNECTIONS} conns | p50 ms | p99 ms | p50 ms @{FIXED_RATE}/s "
+        f"| p99 ms @{FIXED_RATE}/s | errors | Redis cmds/call | vs stock req/s | vs bare req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results:
+        lines.append(
+            f"| {row.name} | {row.closed.rps:,.0f} | {row.closed.p50_ms:.2f} | "
+            f"{row.closed.p99_ms:.2f} | {row.fixed.p50_ms:.2f} | {row.fixed.p99_ms:.2f} | "
+            f"{row.closed.errors + row.fixed.errors} | {row.redis_commands_per_call:.1f} | "
+            f"{row.closed.rps / stock:.2f} | {row.closed.rps / bare:.2f} |"
+        )
+    return "\n".join(lines)

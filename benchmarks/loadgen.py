@@ -1,0 +1,159 @@
+"""A small HTTP/1.1 load generator on asyncio with keep-alive connections.
+
+Two modes: closed loop (N connections, each sends its next request when the last answer
+arrives: throughput) and open loop (requests scheduled at a fixed rate, latency measured from
+the scheduled time, so a slow server cannot hide its queueing: no coordinated omission).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+        return ordered[index]
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+
+    @property
+    def p99_ms(self) -> float:
+        return self.percentile(99) * 1000
+
+
+class Connection:
+    def __init__(self, host: str, port: int, path: str):
+        self.host, self.port = host, port
+        self.request = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n\r\n"
+        ).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("closed")
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def _closed_loop(host, port, path, connections, seconds) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker():
+        nonlocal errors
+        connection = Connection(host, port, path)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                status = await connection.get()
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+                errors += 1
+                connection.close()
+                continue
+            if status == 200:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+        connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    return Result(len(latencies), errors, elapsed, latencies)
+
+
+async def _open_loop(host, port, path, rate, seconds, connections) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(Connection(host, port, path))
+    total = int(rate * seconds)
+    start = time.perf_counter() + 0.05
+
+    async def one(scheduled: float):
+        nonlocal errors
+        connection = await pool.get()
+        try:
+            status = await connection.get()
+            if status == 200:
+                latencies.append(time.perf_counter() - scheduled)
+            else:
+                errors += 1
+        except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+            connection.close()
+        finally:
+            pool.put_nowait(connection)
+
+    tasks = []
+    for n in range(total):
+        scheduled = start + n / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    while not pool.empty():
+        pool.get_nowait().close()
+    return Result(len(latencies), errors, elapsed, latencies)
+
+
+def closed_loop(url: str, connections: int, seconds: float) -> Result:
+    host, port, path = _split(url)
+    return asyncio.run(_closed_loop(host, port, path, connections, seconds))
+
+
+def open_loop(url: str, rate: float, seconds: float, connections: int = 32) -> Result:
+    host, port, path = _split(url)
+    return asyncio.run(_open_loop(host, port, path, rate, seconds, connections))
+
+
+def _split(url: str) -> tuple[str, int, str]:
+    rest = url.removeprefix("http://")
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    return host, int(port or 80), "/" + path

