@@ -18,7 +18,7 @@ from sqlalchemy.exc import ArgumentError
 
 T = TypeVar("T")
 
-REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
 ENVIRONMENTS = ("development", "production", "test")
 
