@@ -91,6 +91,27 @@ def publish(session: Session, metadata: MetaData, event_type: str, payload: dict
     return event_id
 
 
+def publish_many(
+    session: Session, metadata: MetaData, event_type: str, payloads: list[dict]
+) -> list[str]:
+    """Record many events of one type in one statement (bulk imports)."""
+    consumers_of(event_type)
+    now = utcnow()
+    rows = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "payload": payload,
+            "occurred_at": now,
+        }
+        for payload in payloads
+    ]
+    if rows:
+        session.execute(insert(outbox_table(metadata)), rows)
+        session.info["outbox_dirty"] = True
+    return [row["event_id"] for row in rows]
+
+
 _wake_relay: Callable[[], None] | None = None
 
 

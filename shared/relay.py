@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from shared.events import envelope_of, event_tables, handled_table, outbox_table, utcnow
 from shared.logs import get_logger
-from shared.routing import EVENT_ROUTES
+from shared.routing import CACHE_GENERATIONS, EVENT_ROUTES, GENERATION_KEY
 
 WAKE_KEY = "sistercities:outbox:wake"
 POLL_SECONDS = 1.0
@@ -76,11 +76,15 @@ class OutboxRelay:
             rows = conn.execute(query).mappings().all()
             if not rows:
                 return 0
+            generations: set[str] = set()
             with self.app.producer_or_acquire() as kombu_producer:
                 for row in rows:
                     envelope = envelope_of(row, producer)
                     consumers = EVENT_ROUTES.get(row["event_type"], ())
-                    if not consumers:
+                    generation = CACHE_GENERATIONS.get(row["event_type"])
+                    if generation:
+                        generations.add(generation)
+                    if not consumers and not generation:
                         log.error("event_has_no_route", event_type=row["event_type"])
                     for consumer in consumers:
                         self.app.send_task(
@@ -90,6 +94,11 @@ class OutboxRelay:
                             task_id=f"{envelope['id']}.{consumer}",
                             producer=kombu_producer,
                         )
+            if generations:
+                pipe = self.redis.pipeline(transaction=False)
+                for generation in generations:
+                    pipe.incr(GENERATION_KEY.format(generation))
+                pipe.execute()
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row["id"] for row in rows]))

@@ -13,7 +13,19 @@ EVENT_ROUTES: dict[str, tuple[str, ...]] = {
     "directory.partnership_changed": ("notifier",),
     "blog.post_published": ("notifier",),
     "blog.post_updated": ("notifier",),
+    "directory.cities_changed": (),
 }
+
+
+# event type -> the cache generation it moves: the gateway's cached answers of that generation
+# are stale from then on (the relay bumps the counter when it delivers the event).
+CACHE_GENERATIONS: dict[str, str] = {
+    "directory.partnership_changed": "directory",
+    "directory.cities_changed": "directory",
+    "blog.post_published": "blog",
+    "blog.post_updated": "blog",
+}
+GENERATION_KEY = "sistercities:cache-generation:{}"
 
 
 def queue_for_task(task_name: str) -> str:

@@ -8,7 +8,7 @@ tasks every service has in the same form: ``<service>.ping_service`` (health),
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 
 import redis
@@ -39,7 +39,12 @@ class ServiceRuntime:
             self.service, settings, include=include, service=self.service
         )
         self._register_common_tasks()
+        self._before_start: list[Callable[[], object]] = []
         on_outbox_commit(lambda: wake_relay(self.redis))
+
+    def before_start(self, step: Callable[[], object]) -> None:
+        """Run ``step`` in the worker process before it consumes (warming caches)."""
+        self._before_start.append(step)
 
     @cached_property
     def engine(self) -> Engine:

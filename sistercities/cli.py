@@ -52,7 +52,8 @@ def main() -> None:
 
 
 @main.command()
-def run() -> None:
+@click.option("--demo", is_flag=True, help="Load cities and the sample partnerships first.")
+def run(demo: bool) -> None:
     """Start everything: gateway, the three workers, beat and the outbox relay.
 
     With no REDIS_URL an embedded Redis is started; with no SMTP_URL a local mail catcher
@@ -87,6 +88,7 @@ def run() -> None:
             supervisor.start(service, [*me, "worker", service], env)
         supervisor.start("beat", [*me, "beat"], env)
         supervisor.start("relay", [*me, "relay"], env)
+        _load_demo_if_wanted(supervisor, env, demo)
     except Exception as error:
         supervisor.say("run", f"could not start: {error}")
         supervisor.stop_all()
@@ -161,6 +163,20 @@ def _migrate_all(env: dict) -> None:
         _upgrade(service, settings.database_url)
 
 
+def _load_demo_if_wanted(supervisor: Supervisor, env: dict, demo: bool) -> None:
+    """--demo, or a directory with no cities at all: load cities and the sample partnerships
+    while the system starts (the directory's search index picks them up when they land)."""
+    from services.directory.cli import directory_is_empty
+
+    if demo or directory_is_empty(env):
+        supervisor.start(
+            "demo",
+            [sys.executable, "-m", "sistercities", "directory", "load-sample"],
+            env,
+            oneshot=True,
+        )
+
+
 def _upgrade(service: str, database_url: str) -> None:
     from shared.migrations import upgrade
 
@@ -180,6 +196,15 @@ def _announce_ready(supervisor: Supervisor, url: str) -> None:
         time.sleep(0.25)
     if not supervisor.stopping.is_set():
         supervisor.say("run", f"not ready after {READY_TIMEOUT_SECONDS} s: see {url}/readyz")
+
+
+def _register_service_commands() -> None:
+    from services.directory.cli import directory_cli
+
+    main.add_command(directory_cli)
+
+
+_register_service_commands()
 
 
 # --- one process each -------------------------------------------------------------------

@@ -37,6 +37,7 @@ class Child:
     argv: list[str]
     env: dict[str, str]
     infrastructure: bool = False
+    oneshot: bool = False
     process: subprocess.Popen | None = None
     reader: threading.Thread | None = field(default=None, repr=False)
 
@@ -55,10 +56,16 @@ class Supervisor:
             self.out.flush()
 
     def start(
-        self, name: str, argv: list[str], env: dict[str, str], infrastructure: bool = False
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        infrastructure: bool = False,
+        oneshot: bool = False,
     ) -> Child:
-        """Start a child. Infrastructure (Redis, the mail catcher) is stopped last."""
-        child = Child(name, argv, env, infrastructure)
+        """Start a child. Infrastructure (Redis, the mail catcher) is stopped last; a oneshot
+        child (a data load) may finish without stopping the rest."""
+        child = Child(name, argv, env, infrastructure, oneshot)
         self.width = max(self.width, len(name))
         child.process = subprocess.Popen(
             argv,
@@ -95,6 +102,11 @@ class Supervisor:
             while not self.stopping.is_set():
                 for child in self.children:
                     code = child.process.poll() if child.process else None
+                    if code is not None and child.oneshot:
+                        outcome = "finished" if code == 0 else f"failed (status {code})"
+                        self.say("run", f"{child.name} {outcome}")
+                        self.children.remove(child)
+                        break
                     if code is not None:
                         self.say("run", f"{child.name} exited with status {code}; stopping all")
                         status = 1

@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 
 from shared.routing import SERVICES
 
+# One database per service, plus a directory loaded with real data once per run.
+DATABASES = (*SERVICES, "directory_full")
 # Test runs share the machine's Redis: each run claims a database number nobody uses.
 CLAIM_KEY = "sistercities:test-claim"
 TEST_DB_PREFIX = "sc_test_"
@@ -156,7 +158,7 @@ def database_backends(tmp: Path) -> Iterator[tuple[dict[str, str], str]]:
             yield urls, "PostgreSQL in a testcontainer"
         return
     yield (
-        {service: f"sqlite:///{tmp / f'{service}.db'}" for service in SERVICES},
+        {name: f"sqlite:///{tmp / f'{name}.db'}" for name in DATABASES},
         f"SQLite files under {tmp}",
     )
 
@@ -166,7 +168,7 @@ def _postgres_databases(admin_url: str) -> Iterator[dict[str, str]]:
     admin = make_url(admin_url).set(drivername="postgresql+psycopg")
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     run_id = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    names = {service: f"{TEST_DB_PREFIX}{run_id}_{service}" for service in SERVICES}
+    names = {name: f"{TEST_DB_PREFIX}{run_id}_{name}" for name in DATABASES}
     with engine.connect() as conn:
         for name in names.values():
             conn.execute(text(f'CREATE DATABASE "{name}"'))

@@ -30,6 +30,8 @@ SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 class Backends:
     redis_url: str
     database_urls: dict[str, str]
+    # A directory database of its own, loaded once with GeoNames and twin_cities.csv.
+    full_directory_url: str
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -44,10 +46,11 @@ def backends(request, tmp_path_factory) -> Iterator[Backends]:
     with redis_backend(tmp) as redis_found, database_backends(tmp) as (urls, described):
         _say(request.config, f"tests use {redis_found.description}")
         _say(request.config, f"tests use {described}")
-        for service, url in urls.items():
-            package = importlib.import_module(f"services.{service}")
+        for name, url in urls.items():
+            package = importlib.import_module(f"services.{name.removesuffix('_full')}")
             upgrade(Path(package.__file__).parent / "migrations", url)
-        yield Backends(redis_found.url, urls)
+        full = urls.pop("directory_full")
+        yield Backends(redis_found.url, urls, full)
 
 
 @pytest.fixture(scope="session")
@@ -124,13 +127,19 @@ def engines(backends) -> Iterator[dict[str, Engine]]:
         engine.dispose()
 
 
+KEEP_TABLES = {"alembic_version", "directory_version"}
+
+
 def _truncate_all(engine: Engine) -> None:
     metadata = MetaData()
     metadata.reflect(engine)
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
-            if table.name != "alembic_version":
+            if table.name not in KEEP_TABLES:
                 conn.execute(table.delete())
+        if "directory_version" in metadata.tables:
+            # Workers' search indexes must forget what was deleted.
+            conn.execute(text("UPDATE directory_version SET version = version + 1"))
 
 
 @pytest.fixture
@@ -162,3 +171,45 @@ def admin_headers() -> dict[str, str]:
 def count_rows(engine: Engine, sql: str, **params) -> int:
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar_one()
+
+
+TWIN_CITIES = SHARED_DIR / "data" / "twin_cities.csv"
+needs_twin_cities = pytest.mark.skipif(
+    not TWIN_CITIES.exists(), reason=f"the real data set is not at {TWIN_CITIES}"
+)
+
+
+@dataclass
+class FullDirectory:
+    engine: Engine
+    cities_report: object
+    partnerships_report: object
+    index: object
+
+
+@pytest.fixture(scope="session")
+def full_directory(backends) -> Iterator[FullDirectory]:
+    """GeoNames' cities and the real twin_cities.csv, imported once per run (about 30 s)."""
+    if not TWIN_CITIES.exists():
+        pytest.skip(f"the real data set is not at {TWIN_CITIES}")
+    from services.directory.cities_import import import_cities
+    from services.directory.partnerships_import import import_partnerships
+    from services.directory.search import load_index
+    from shared.db import make_session_factory, session_scope
+
+    engine = make_engine(backends.full_directory_url)
+    sessions = make_session_factory(engine)
+    with session_scope(sessions) as session:
+        cities = import_cities(session)
+    with sessions() as session:
+        partnerships = import_partnerships(
+            session,
+            TWIN_CITIES.read_text(encoding="utf-8"),
+            "twin_cities.csv",
+            commit=session.commit,
+        )
+        session.commit()
+    with sessions() as session:
+        index = load_index(session)
+    yield FullDirectory(engine, cities, partnerships, index)
+    engine.dispose()

@@ -29,18 +29,56 @@ class Base(DeclarativeBase):
 outbox_events, handled_events = event_tables(Base.metadata)
 
 
+CITY_SOURCES = ("geonames", "import", "staff")
+NAME_KINDS = ("name", "ascii", "alternate")
+
+
 class City(Base):
+    """A place in the directory: a GeoNames city, or a smaller place a partnership import
+    brought in with the coordinates it gave."""
+
     __tablename__ = "cities"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     geonames_id: Mapped[int | None] = mapped_column(Integer, unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    ascii_name: Mapped[str | None] = mapped_column(String(200))
     country_code: Mapped[str] = mapped_column(String(2), index=True)
     region: Mapped[str | None] = mapped_column(String(200))
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     population: Mapped[int] = mapped_column(Integer, default=0)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16), default="geonames")
+
+    names: Mapped[list[CityName]] = relationship(
+        back_populates="city", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class CityName(Base):
+    """Every name a city is searched by, with its folded form (``names.normalize``)."""
+
+    __tablename__ = "city_names"
+    __table_args__ = (UniqueConstraint("city_id", "folded", name="uq_city_names_city_folded"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    city_id: Mapped[int] = mapped_column(ForeignKey("cities.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    folded: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+
+    city: Mapped[City] = relationship(back_populates="names")
+
+
+class DirectoryVersion(Base):
+    """One row whose number grows with every change to cities or partnerships, so each
+    worker knows when its in-memory search index is stale."""
+
+    __tablename__ = "directory_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Partnership(Base):

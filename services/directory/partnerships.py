@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.directory.index_version import bump_version
 from services.directory.models import PARTNERSHIP_STATUSES, Base, City, Partnership
 from shared.errors import InvalidInput, NotFound, ServiceError
 from shared.events import publish
@@ -88,6 +89,7 @@ def delete_partnership(session: Session, partnership_id: int) -> None:
 
 
 def _announce(session: Session, change: str, partnership: Partnership) -> None:
+    bump_version(session)
     publish(
         session,
         Base.metadata,

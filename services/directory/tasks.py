@@ -1,10 +1,36 @@
-"""The directory's tasks: thin wrappers that open a session and call one plain function."""
+"""The directory's tasks: thin wrappers that open a session or take the search index and call
+one plain function."""
 
 from __future__ import annotations
 
 from services.directory import partnerships
-from services.directory.worker import app, runtime
+from services.directory.city_details import get_city as city_details
+from services.directory.places import match_places as places_in
+from services.directory.search import search
+from services.directory.suggestions import suggest_sisters as suggestions_for
+from services.directory.worker import app, runtime, search_index
 from shared.db import session_scope
+
+
+@app.task(name="directory.search_cities", shared=False)
+def search_cities(q: str, country: str | None = None, limit: int = 10) -> dict:
+    return search(search_index.get(), q, country, limit)
+
+
+@app.task(name="directory.get_city", shared=False)
+def get_city(city_id: int, sort: str = "distance") -> dict:
+    with runtime.sessions() as session:
+        return city_details(session, city_id, sort)
+
+
+@app.task(name="directory.suggest_sisters", shared=False)
+def suggest_sisters(city_id: int, limit: int = 10) -> dict:
+    return suggestions_for(search_index.get(), city_id, limit)
+
+
+@app.task(name="directory.match_places", shared=False)
+def match_places(text: str, limit: int = 50) -> dict:
+    return places_in(search_index.get(), text, limit)
 
 
 @app.task(name="directory.create_partnership", shared=False)

@@ -1,10 +1,14 @@
-"""The directory's Celery app; its worker consumes the ``directory`` queue."""
+"""The directory's Celery app; its worker consumes the ``directory`` queue. The search index
+is loaded before the worker takes its first message, so no caller waits for it."""
 
 from __future__ import annotations
 
 from services.directory.config import load_settings
 from services.directory.models import Base
+from services.directory.search import IndexHolder
 from shared.runtime import ServiceRuntime
 
 runtime = ServiceRuntime(load_settings(), Base.metadata, include=["services.directory.tasks"])
 app = runtime.celery
+search_index = IndexHolder(runtime.sessions)
+runtime.before_start(search_index.get)

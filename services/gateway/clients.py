@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from services.gateway.cache import ResponseCache
 from services.gateway.config import GatewaySettings
 from services.gateway.observability import Metrics
 from shared.rpc import ServiceClient
@@ -18,6 +19,7 @@ class GatewayClients:
     redis: redis.Redis
     services: ServiceClient
     metrics: Metrics
+    cache: ResponseCache
 
     @classmethod
     def connect(cls, settings: GatewaySettings, shared_metrics: bool = False) -> GatewayClients:
@@ -30,7 +32,8 @@ class GatewayClients:
         )
         metrics = Metrics(multiprocess=shared_metrics)
         services = ServiceClient(client, settings.service_timeout, observe=metrics.observe_task)
-        return cls(settings=settings, redis=client, services=services, metrics=metrics)
+        cache = ResponseCache(client, settings.cache_seconds, enabled=settings.cache_seconds > 0)
+        return cls(settings=settings, redis=client, services=services, metrics=metrics, cache=cache)
 
 
 def _clients() -> GatewayClients:
@@ -47,6 +50,10 @@ def redis_client() -> redis.Redis:
 
 def service_client() -> ServiceClient:
     return _clients().services
+
+
+def cache() -> ResponseCache:
+    return _clients().cache
 
 
 def metrics() -> Metrics:

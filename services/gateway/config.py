@@ -22,6 +22,7 @@ class GatewaySettings(CommonSettings):
     admin_token: str | None
     max_body_bytes: int
     gateway_processes: int
+    cache_seconds: int
     gateway_threads: int
 
     @classmethod
@@ -48,6 +49,7 @@ class GatewaySettings(CommonSettings):
             # One process per core: a Python process serves requests on one core at a time.
             gateway_processes=env.int("GATEWAY_PROCESSES", 2, 1, 64),
             gateway_threads=env.int("GATEWAY_THREADS", 32, 1, 512),
+            cache_seconds=env.int("CACHE_SECONDS", 300, 0, 86400),
             **common,
         )
         env.done()

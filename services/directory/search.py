@@ -1,0 +1,355 @@
+"""City Search: an in-memory index of every name of every city, loaded from the directory's
+database, so a query costs microseconds and answers the same on SQLite and PostgreSQL.
+
+Matching, best first: the exact name, an exact alternate or historical name ("Bombay"), a
+prefix for autocomplete ("minnea"), then spelling mistakes (one or two edits, found through a
+symmetric-deletion index over the cities' own names). Within each kind, cities with more
+partnerships come first, then cities with more people.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from rapidfuzz.distance import DamerauLevenshtein
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.directory.geography import countries, country_name, resolve_country
+from services.directory.index_version import current_version
+from services.directory.models import City, CityName, Partnership
+from services.directory.names import normalize
+from shared.errors import InvalidInput
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+MAX_QUERY_CHARS = 200
+MAX_LIMIT = 100
+EXACT, ALTERNATE, PREFIX, PREFIX_ALTERNATE, FUZZY = range(5)
+MATCH_NAMES = {
+    EXACT: "exact",
+    ALTERNATE: "alternate",
+    PREFIX: "prefix",
+    PREFIX_ALTERNATE: "prefix",
+    FUZZY: "fuzzy",
+}
+# A prefix that begins more names than this is too wide to scan per keystroke: its best
+# cities are ranked when the index is built.
+WIDE_PREFIX_NAMES = 256
+WIDE_PREFIX_MAX_CHARS = 8
+WIDE_PREFIX_KEEP = 100
+PREFIX_SCAN_LIMIT = 20000
+FUZZY_MIN_CHARS = 4
+# How much more popular (log scale, see _popularity_score) a city found by another of its
+# names must be to come before a city whose own name matches.
+ALTERNATE_PENALTY = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class CityRecord:
+    id: int
+    name: str
+    country_code: str
+    region: str | None
+    latitude: float
+    longitude: float
+    population: int
+
+    def as_result(self, sister_count: int) -> dict:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "country_code": self.country_code,
+            "country": country_name(self.country_code),
+            "region": self.region,
+            "latitude": self.latitude,
+            "longitude": self.longitude,
+            "population": self.population,
+            "sister_count": sister_count,
+        }
+
+
+@dataclass
+class SearchIndex:
+    version: int
+    cities: dict[int, CityRecord]
+    sisters: dict[int, set[int]]
+    own_name: dict[int, str] = field(default_factory=dict)
+    ids_by_name: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    sorted_names: list[str] = field(default_factory=list)
+    short_prefixes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    deletions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    region_names: frozenset[str] = frozenset()
+
+    def sister_count(self, city_id: int) -> int:
+        return len(self.sisters.get(city_id, ()))
+
+    def popularity(self, city_id: int) -> tuple[int, int]:
+        return (self.sister_count(city_id), self.cities[city_id].population)
+
+
+def build_index(
+    version: int,
+    cities: list[CityRecord],
+    names: list[tuple[int, str]],
+    pairs: list[tuple[int, int]],
+) -> SearchIndex:
+    sisters: dict[int, set[int]] = defaultdict(set)
+    for a, b in pairs:
+        sisters[a].add(b)
+        sisters[b].add(a)
+    index = SearchIndex(version, {city.id: city for city in cities}, dict(sisters))
+    by_name: dict[str, list[int]] = defaultdict(list)
+    for city in cities:
+        folded = normalize(city.name)
+        index.own_name[city.id] = folded
+        by_name[folded].append(city.id)
+    for city_id, folded in names:
+        if city_id in index.cities and city_id not in by_name[folded]:
+            by_name[folded].append(city_id)
+    index.ids_by_name = {name: tuple(ids) for name, ids in by_name.items()}
+    index.sorted_names = sorted(by_name)
+
+    index.short_prefixes = _ranked_wide_prefixes(index)
+    index.region_names = frozenset(normalize(city.region) for city in cities if city.region)
+
+    deletions: dict[str, set[str]] = defaultdict(set)
+    for folded in set(index.own_name.values()):
+        if len(folded) >= FUZZY_MIN_CHARS:
+            deletions[folded].add(folded)
+            for variant in _deletes(folded):
+                deletions[variant].add(folded)
+    index.deletions = {variant: tuple(found) for variant, found in deletions.items()}
+    return index
+
+
+def _ranked_wide_prefixes(index: SearchIndex) -> dict[str, tuple[int, ...]]:
+    """For prefixes that begin too many names to scan per keystroke, the best cities in
+    advance (own names starting with the prefix first, then by popularity)."""
+    counts: Counter[str] = Counter()
+    for name in index.sorted_names:
+        for length in range(1, min(WIDE_PREFIX_MAX_CHARS, len(name)) + 1):
+            counts[name[:length]] += 1
+    ranked: dict[str, tuple[int, ...]] = {}
+    for prefix, count in counts.items():
+        if count <= WIDE_PREFIX_NAMES:
+            continue
+        start = bisect.bisect_left(index.sorted_names, prefix)
+        ids: set[int] = set()
+        for name in index.sorted_names[start : start + count]:
+            ids.update(index.ids_by_name[name])
+        ranked[prefix] = tuple(
+            sorted(
+                ids,
+                key=lambda city_id: (
+                    not index.own_name[city_id].startswith(prefix),
+                    -index.sister_count(city_id),
+                    -index.cities[city_id].population,
+                ),
+            )[:WIDE_PREFIX_KEEP]
+        )
+    return ranked
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def load_index(session: Session) -> SearchIndex:
+    started = time.perf_counter()
+    version = current_version(session)
+    cities = [
+        CityRecord(*row)
+        for row in session.execute(
+            select(
+                City.id,
+                City.name,
+                City.country_code,
+                City.region,
+                City.latitude,
+                City.longitude,
+                City.population,
+            )
+        )
+    ]
+    names = [tuple(row) for row in session.execute(select(CityName.city_id, CityName.folded))]
+    pairs = [
+        tuple(row) for row in session.execute(select(Partnership.city_a_id, Partnership.city_b_id))
+    ]
+    index = build_index(version, cities, names, pairs)
+    log.info(
+        "search_index_loaded",
+        version=version,
+        cities=len(cities),
+        names=len(index.ids_by_name),
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return index
+
+
+def resolve_country_filter(country: str | None) -> str | None:
+    if country is None or not country.strip():
+        return None
+    text = country.strip()
+    if len(text) > 100:
+        raise InvalidInput("country is too long")
+    if len(text) == 2 and text.upper() in countries():
+        return text.upper()
+    codes = resolve_country(text)
+    if not codes:
+        raise InvalidInput(f"unknown country {text!r}: give an ISO code such as 'US' or a name")
+    return codes[0]
+
+
+def search(index: SearchIndex, query: str, country: str | None = None, limit: int = 10) -> dict:
+    """Ranked cities for a query. Raises ``InvalidInput`` for a query no one could mean."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInput("q must not be empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"q is too long ({MAX_QUERY_CHARS} characters at most)")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
+    country_code = resolve_country_filter(country)
+    if country_code is None and "," in query:
+        # "Portland, Oregon" or "Paris, France": a trailing country narrows the search.
+        head, _, tail = query.rpartition(",")
+        codes = resolve_country(tail) if tail.strip() else ()
+        if codes and head.strip():
+            query, country_code = head, codes[0]
+    folded = normalize(query)
+    if not folded:
+        raise InvalidInput("q has no letters or digits to search for")
+
+    found: dict[int, tuple[int, int]] = {}
+
+    def consider(city_id: int, kind: int, distance: int = 0) -> None:
+        if country_code and index.cities[city_id].country_code != country_code:
+            return
+        best = found.get(city_id)
+        if best is None or (kind, distance) < best:
+            found[city_id] = (kind, distance)
+
+    for city_id in index.ids_by_name.get(folded, ()):
+        consider(city_id, EXACT if index.own_name[city_id] == folded else ALTERNATE)
+    _prefix_matches(
+        index, folded, consider, lambda: len(found), limit, ranked_only=country_code is None
+    )
+    if len(found) < limit and len(folded) >= FUZZY_MIN_CHARS:
+        _fuzzy_matches(index, folded, consider)
+
+    ordered = sorted(found, key=lambda city_id: _rank(index, city_id, found[city_id]))[:limit]
+    results = []
+    for city_id in ordered:
+        result = index.cities[city_id].as_result(index.sister_count(city_id))
+        result["match"] = MATCH_NAMES[found[city_id][0]]
+        results.append(result)
+    return {"results": results}
+
+
+def _popularity_score(index: SearchIndex, city_id: int) -> float:
+    """More partnerships, then more people: both on a log scale so neither swamps the other."""
+    city = index.cities[city_id]
+    return math.log10(city.population + 1) + 1.5 * math.log2(index.sister_count(city_id) + 1)
+
+
+def _rank(index: SearchIndex, city_id: int, match: tuple[int, int]) -> tuple:
+    """Own name before alternate name before prefix before typo; but a world city found by
+    its other name ("Calcutta", "Roma") outranks a hamlet that bears that name as its own."""
+    kind, distance = match
+    score = _popularity_score(index, city_id)
+    if kind in (ALTERNATE, PREFIX_ALTERNATE):
+        score -= ALTERNATE_PENALTY
+    group = {EXACT: 0, ALTERNATE: 0, PREFIX: 1, PREFIX_ALTERNATE: 1, FUZZY: 2}[kind]
+    return (group, distance, -score, index.cities[city_id].name, city_id)
+
+
+def _prefix_matches(
+    index: SearchIndex,
+    folded: str,
+    consider: Callable,
+    found_count: Callable[[], int],
+    enough: int,
+    ranked_only: bool,
+) -> None:
+    """Names that begin with the query. ``ranked_only``: no filter applies, so a wide
+    prefix's ranked cities are all there is to see."""
+    wide = index.short_prefixes.get(folded)
+    if wide is not None:
+        before = found_count()
+        for city_id in wide:
+            own = index.own_name[city_id]
+            consider(city_id, PREFIX if own.startswith(folded) else PREFIX_ALTERNATE)
+        if ranked_only or found_count() - before >= enough:
+            return
+    start = bisect.bisect_left(index.sorted_names, folded)
+    for position in range(start, min(start + PREFIX_SCAN_LIMIT, len(index.sorted_names))):
+        name = index.sorted_names[position]
+        if not name.startswith(folded):
+            break
+        for city_id in index.ids_by_name[name]:
+            own = index.own_name[city_id]
+            consider(city_id, PREFIX if own.startswith(folded) else PREFIX_ALTERNATE)
+
+
+def _fuzzy_matches(index: SearchIndex, folded: str, consider: Callable) -> None:
+    allowed = 1 if len(folded) < 6 else 2
+    candidates: set[str] = set()
+    for variant in {folded, *_deletes(folded)}:
+        candidates.update(index.deletions.get(variant, ()))
+    for name in candidates:
+        distance = DamerauLevenshtein.distance(folded, name, score_cutoff=allowed)
+        if distance <= allowed:
+            for city_id in index.ids_by_name.get(name, ()):
+                if index.own_name[city_id] == name:
+                    consider(city_id, FUZZY, distance)
+
+
+class IndexHolder:
+    """The worker's current index. A stale index keeps answering while a fresh one is built
+    in the background; the database is asked for the version at most once a second."""
+
+    def __init__(self, sessions: sessionmaker[Session], check_every: float = 1.0):
+        self.sessions = sessions
+        self.check_every = check_every
+        self._index: SearchIndex | None = None
+        self._checked_at = 0.0
+        self._lock = threading.Lock()
+        self._rebuilding = False
+
+    def get(self) -> SearchIndex:
+        index = self._index
+        if index is None:
+            with self._lock:
+                if self._index is None:
+                    with self.sessions() as session:
+                        self._index = load_index(session)
+                    self._checked_at = time.monotonic()
+                return self._index
+        if time.monotonic() - self._checked_at >= self.check_every:
+            self._checked_at = time.monotonic()
+            self._refresh_if_stale(index)
+        return index
+
+    def _refresh_if_stale(self, index: SearchIndex) -> None:
+        with self.sessions() as session:
+            version = current_version(session)
+        if version == index.version or self._rebuilding:
+            return
+        self._rebuilding = True
+        threading.Thread(target=self._rebuild, name="search-index", daemon=True).start()
+
+    def _rebuild(self) -> None:
+        try:
+            with self.sessions() as session:
+                self._index = load_index(session)
+        except Exception:
+            log.exception("search_index_rebuild_failed")
+        finally:
+            self._rebuilding = False
