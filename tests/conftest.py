@@ -213,3 +213,33 @@ def full_directory(backends) -> Iterator[FullDirectory]:
         index = load_index(session)
     yield FullDirectory(engine, cities, partnerships, index)
     engine.dispose()
+
+
+def add_test_cities(engine: Engine, places: list[tuple[str, str, float, float, int]]) -> list[int]:
+    """Cities made by a test (name, country, latitude, longitude, population), searchable by
+    their names: the workers' search index reloads when the version moves."""
+    from services.directory.cities_import import city_names
+    from services.directory.index_version import bump_version
+    from services.directory.models import City, CityName
+    from shared.db import make_session_factory, session_scope
+
+    ids = []
+    with session_scope(make_session_factory(engine)) as session:
+        for name, country_code, latitude, longitude, population in places:
+            city = City(
+                name=name,
+                country_code=country_code,
+                latitude=latitude,
+                longitude=longitude,
+                population=population,
+                source="staff",
+            )
+            city.names = [
+                CityName(name=original, folded=folded, kind=kind)
+                for original, folded, kind in city_names(name, [])
+            ]
+            session.add(city)
+            session.flush()
+            ids.append(city.id)
+        bump_version(session)
+    return ids

@@ -49,7 +49,7 @@ class City(Base):
     longitude: Mapped[float] = mapped_column(Float)
     population: Mapped[int] = mapped_column(Integer, default=0)
     timezone: Mapped[str | None] = mapped_column(String(64))
-    source: Mapped[str] = mapped_column(String(16), default="geonames")
+    source: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
 
     names: Mapped[list[CityName]] = relationship(
         back_populates="city", cascade="all, delete-orphan", passive_deletes=True

@@ -8,26 +8,14 @@ from sqlalchemy import text
 
 from shared.celery_app import make_celery
 from shared.relay import OutboxRelay
-from tests.conftest import count_rows
+from tests.conftest import add_test_cities, count_rows
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def add_cities(engine, count: int) -> list[int]:
-    with engine.begin() as conn:
-        ids = []
-        for n in range(count):
-            ids.append(
-                conn.execute(
-                    text(
-                        "INSERT INTO cities (name, country_code, latitude, longitude, population)"
-                        " VALUES (:name, 'ZZ', 0, 0, 0) RETURNING id"
-                    ),
-                    {"name": f"Testville {n}"},
-                ).scalar_one()
-            )
-    return ids
+    return add_test_cities(engine, [(f"Testville {n}", "ZZ", 0.0, 0.0, 0) for n in range(count)])
 
 
 def notifier_links(engines, partnership_id: int) -> list[tuple]:

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("longitude", sa.Float(), nullable=False),
         sa.Column("population", sa.Integer(), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=True),
-        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("source", sa.String(length=16), server_default="staff", nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("geonames_id"),
     )
