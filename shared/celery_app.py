@@ -17,7 +17,7 @@ from celery import Celery, Task
 from celery.signals import task_postrun, task_prerun
 
 from shared import redis_transport
-from shared.errors import TransientError
+from shared.errors import ServiceError, TransientError
 from shared.routing import route_task
 from shared.settings import CommonSettings
 
@@ -36,6 +36,8 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
 
 class ServiceTask(Task):
     autoretry_for = RETRYABLE_ERRORS
+    # Deliberate answers (not found, invalid input) are not worker errors: no traceback.
+    throws = (ServiceError,)
     retry_backoff = 2
     retry_backoff_max = 600
     retry_jitter = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import threading
 import time
 from collections import Counter, defaultdict
@@ -312,44 +313,57 @@ def _fuzzy_matches(index: SearchIndex, folded: str, consider: Callable) -> None:
 
 
 class IndexHolder:
-    """The worker's current index. A stale index keeps answering while a fresh one is built
-    in the background; the database is asked for the version at most once a second."""
+    """The worker's current index. A thread of the worker process asks the database for the
+    directory's version every ``check_every`` seconds; when it moved, a fresh index is built
+    and swapped in while the stale one keeps answering."""
 
-    def __init__(self, sessions: sessionmaker[Session], check_every: float = 1.0):
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        check_every: float = 1.0,
+        on_reload: Callable[[SearchIndex], None] | None = None,
+    ):
         self.sessions = sessions
         self.check_every = check_every
+        # Called after a fresh index replaced a stale one (answers cached elsewhere from the
+        # stale one are stale too).
+        self.on_reload = on_reload
         self._index: SearchIndex | None = None
-        self._checked_at = 0.0
         self._lock = threading.Lock()
-        self._rebuilding = False
+        self._watcher_pid: int | None = None
 
     def get(self) -> SearchIndex:
+        if self._watcher_pid != os.getpid():
+            self._start_watcher()
         index = self._index
         if index is None:
             with self._lock:
                 if self._index is None:
                     with self.sessions() as session:
                         self._index = load_index(session)
-                    self._checked_at = time.monotonic()
                 return self._index
-        if time.monotonic() - self._checked_at >= self.check_every:
-            self._checked_at = time.monotonic()
-            self._refresh_if_stale(index)
         return index
 
-    def _refresh_if_stale(self, index: SearchIndex) -> None:
-        with self.sessions() as session:
-            version = current_version(session)
-        if version == index.version or self._rebuilding:
-            return
-        self._rebuilding = True
-        threading.Thread(target=self._rebuild, name="search-index", daemon=True).start()
+    def _start_watcher(self) -> None:
+        with self._lock:
+            if self._watcher_pid == os.getpid():
+                return
+            self._watcher_pid = os.getpid()
+            threading.Thread(target=self._watch, name="search-index", daemon=True).start()
 
-    def _rebuild(self) -> None:
-        try:
-            with self.sessions() as session:
-                self._index = load_index(session)
-        except Exception:
-            log.exception("search_index_rebuild_failed")
-        finally:
-            self._rebuilding = False
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.check_every)
+            try:
+                index = self._index
+                with self.sessions() as session:
+                    version = current_version(session)
+                if index is None or version == index.version:
+                    continue
+                with self.sessions() as session:
+                    self._index = load_index(session)
+                if self.on_reload is not None:
+                    self.on_reload(self._index)
+            except Exception:
+                # The database may be down for a while: keep answering from the index we have.
+                log.exception("search_index_refresh_failed")

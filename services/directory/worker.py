@@ -6,9 +6,13 @@ from __future__ import annotations
 from services.directory.config import load_settings
 from services.directory.models import Base
 from services.directory.search import IndexHolder
+from shared.routing import GENERATION_KEY
 from shared.runtime import ServiceRuntime
 
 runtime = ServiceRuntime(load_settings(), Base.metadata, include=["services.directory.tasks"])
 app = runtime.celery
-search_index = IndexHolder(runtime.sessions)
+search_index = IndexHolder(
+    runtime.sessions,
+    on_reload=lambda _index: runtime.redis.incr(GENERATION_KEY.format("directory")),
+)
 runtime.before_start(search_index.get)
