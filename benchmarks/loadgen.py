@@ -8,6 +8,7 @@ the scheduled time, so a slow server cannot hide its queueing: no coordinated om
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 from dataclasses import dataclass
@@ -41,11 +42,11 @@ class Result:
 
 
 class Connection:
-    def __init__(self, host: str, port: int, path: str):
+    """One keep-alive connection; each request takes the next path of a shared cycle."""
+
+    def __init__(self, host: str, port: int, paths: itertools.cycle):
         self.host, self.port = host, port
-        self.request = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n\r\n"
-        ).encode()
+        self.paths = paths
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -53,7 +54,11 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
-        self.writer.write(self.request)
+        path = next(self.paths)
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            "Connection: keep-alive\r\n\r\n".encode()
+        )
         status_line = await self.reader.readline()
         if not status_line:
             raise ConnectionError("closed")
@@ -76,14 +81,14 @@ class Connection:
             self.writer = None
 
 
-async def _closed_loop(host, port, path, connections, seconds) -> Result:
+async def _closed_loop(host, port, paths, connections, seconds) -> Result:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
 
     async def worker():
         nonlocal errors
-        connection = Connection(host, port, path)
+        connection = Connection(host, port, paths)
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             try:
@@ -104,12 +109,12 @@ async def _closed_loop(host, port, path, connections, seconds) -> Result:
     return Result(len(latencies), errors, elapsed, latencies)
 
 
-async def _open_loop(host, port, path, rate, seconds, connections) -> Result:
+async def _open_loop(host, port, paths, rate, seconds, connections) -> Result:
     latencies: list[float] = []
     errors = 0
     pool: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
-        pool.put_nowait(Connection(host, port, path))
+        pool.put_nowait(Connection(host, port, paths))
     total = int(rate * seconds)
     start = time.perf_counter() + 0.05
 
@@ -142,14 +147,21 @@ async def _open_loop(host, port, path, rate, seconds, connections) -> Result:
     return Result(len(latencies), errors, elapsed, latencies)
 
 
-def closed_loop(url: str, connections: int, seconds: float) -> Result:
+def closed_loop(
+    url: str, connections: int, seconds: float, paths: list[str] | None = None
+) -> Result:
+    """``paths``: requests cycle through them (on the host of ``url``); else ``url``'s path."""
     host, port, path = _split(url)
-    return asyncio.run(_closed_loop(host, port, path, connections, seconds))
+    cycle = itertools.cycle(paths or [path])
+    return asyncio.run(_closed_loop(host, port, cycle, connections, seconds))
 
 
-def open_loop(url: str, rate: float, seconds: float, connections: int = 32) -> Result:
+def open_loop(
+    url: str, rate: float, seconds: float, connections: int = 32, paths: list[str] | None = None
+) -> Result:
     host, port, path = _split(url)
-    return asyncio.run(_open_loop(host, port, path, rate, seconds, connections))
+    cycle = itertools.cycle(paths or [path])
+    return asyncio.run(_open_loop(host, port, cycle, rate, seconds, connections))
 
 
 def _split(url: str) -> tuple[str, int, str]:

@@ -1,0 +1,324 @@
+"""City Search on the whole directory (GeoNames + twin_cities.csv): in the service, through the
+gateway (uncached and cached), beside a plain SQL LIKE '%q%' and the import itself.
+
+Loads GeoNames and ../shared/data/twin_cities.csv into a fresh SQLite file and a fresh
+PostgreSQL database (BENCH_DATABASE_URL, default the local server; skipped if it is not
+there), then measures 1,000 mixed queries (names, prefixes, typos, accent-free spellings,
+alternate names) drawn from the data with a fixed seed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from benchmarks.loadgen import closed_loop
+from benchmarks.processes import free_port, running_processes, serve, start_redis, wait_http_ok
+from services.directory.cities_import import import_cities
+from services.directory.names import is_latin, normalize
+from services.directory.partnerships_import import import_partnerships
+from services.directory.search import SearchIndex, load_index, search
+from shared.db import make_engine, make_session_factory, session_scope
+from shared.migrations import upgrade
+
+ROOT = Path(__file__).resolve().parents[1]
+TWIN_CITIES = ROOT.parent / "shared" / "data" / "twin_cities.csv"
+MIGRATIONS = ROOT / "services" / "directory" / "migrations"
+QUERIES = 1000
+CONNECTIONS = 16
+
+
+@dataclass
+class Row:
+    name: str
+    value: str
+    baseline: str = ""
+    ratio: str = ""
+
+
+def make_queries(index: SearchIndex, count: int = QUERIES, seed: int = 42) -> list[tuple[str, int]]:
+    """(query, the city it means) for a mix of what people type."""
+    rng = random.Random(seed)
+    cities = sorted(
+        (c for c in index.cities.values() if c.population >= 50_000 and is_latin(c.name)),
+        key=lambda c: c.id,
+    )
+    alternates = sorted(
+        (name, ids[0])
+        for name, ids in index.ids_by_name.items()
+        if len(ids) == 1
+        and index.own_name[ids[0]] != name
+        and index.cities[ids[0]].population >= 100_000
+        and is_latin(name)
+        and len(name) >= 5
+    )
+    queries = []
+    for n in range(count):
+        kind = n % 20
+        if kind < 5:  # the name as written
+            city = rng.choice(cities)
+            queries.append((city.name, city.id))
+        elif kind < 10:  # a prefix, as typed into autocomplete
+            city = rng.choice(cities)
+            folded = normalize(city.name)
+            queries.append((folded[: rng.randint(3, max(3, min(8, len(folded))))], city.id))
+        elif kind < 14:  # one slip of the finger
+            city = rng.choice([c for c in cities if len(c.name) >= 6])
+            folded = normalize(city.name)
+            position = rng.randrange(1, len(folded) - 1)
+            typo = rng.choice(("drop", "swap", "double"))
+            if typo == "drop":
+                folded = folded[:position] + folded[position + 1 :]
+            elif typo == "swap":
+                folded = (
+                    folded[: position - 1]
+                    + folded[position]
+                    + folded[position - 1]
+                    + folded[position + 1 :]
+                )
+            else:
+                folded = folded[:position] + folded[position] + folded[position:]
+            queries.append((folded, city.id))
+        elif kind < 17:  # no accents, lower case
+            city = rng.choice(cities)
+            queries.append((normalize(city.name), city.id))
+        else:  # another name of the city
+            name, city_id = rng.choice(alternates)
+            queries.append((name, city_id))
+    return queries
+
+
+def load_directory(database_url: str) -> float:
+    """Migrate, load GeoNames, then time the import of twin_cities.csv alone."""
+    upgrade(MIGRATIONS, database_url)
+    sessions = make_session_factory(make_engine(database_url))
+    with session_scope(sessions) as session:
+        import_cities(session)
+    started = time.perf_counter()
+    with sessions() as session:
+        import_partnerships(
+            session,
+            TWIN_CITIES.read_text(encoding="utf-8"),
+            "twin_cities.csv",
+            commit=session.commit,
+        )
+        session.commit()
+    return time.perf_counter() - started
+
+
+def timed_searches(index: SearchIndex, queries: list[tuple[str, int]]) -> tuple[list[float], float]:
+    latencies, hits = [], 0
+    for query, city_id in queries:
+        started = time.perf_counter()
+        results = search(index, query)["results"]
+        latencies.append(time.perf_counter() - started)
+        hits += any(result["id"] == city_id for result in results[:3])
+    return latencies, hits / len(queries)
+
+
+def timed_like(database_url: str, queries: list[tuple[str, int]]) -> tuple[list[float], float]:
+    """The way simple directories do it: a substring match on the name, biggest first."""
+    engine = make_engine(database_url)
+    sql = text(
+        "SELECT id FROM cities WHERE lower(name) LIKE :pattern ORDER BY population DESC LIMIT 10"
+    )
+    latencies, hits = [], 0
+    with engine.connect() as conn:
+        for query, city_id in queries:
+            started = time.perf_counter()
+            ids = conn.execute(sql, {"pattern": f"%{query.lower()}%"}).scalars().all()
+            latencies.append(time.perf_counter() - started)
+            hits += city_id in ids[:3]
+    engine.dispose()
+    return latencies, hits / len(queries)
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
+
+
+def _fresh_postgres() -> tuple[str, callable] | None:
+    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    url = make_url(admin).set(drivername="postgresql+psycopg")
+    name = f"sc_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        print(f"(PostgreSQL skipped: {error.__class__.__name__})", file=sys.stderr)
+        return None
+
+    def drop() -> None:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop
+
+
+def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: float) -> dict:
+    paths = ["/api/v1/cities?" + urlencode({"q": q}) for q, _ in queries]
+    hot = paths[:100]
+    with running_processes() as processes, tempfile.TemporaryDirectory() as data_dir:
+        redis_url = start_redis(processes)
+        env = dict(
+            os.environ,
+            BENCH_REDIS_URL=redis_url,
+            REDIS_URL=redis_url,
+            DATA_DIR=data_dir,
+            DIRECTORY_DATABASE_URL=database_url,
+            LOG_LEVEL="warning",
+            WORKER_POOL="solo",
+            PYTHONUNBUFFERED="1",
+        )
+        me = [sys.executable, "-m", "sistercities"]
+        worker = processes.start("directory", [*me, "worker", "directory"], env)
+        ports = {"uncached": free_port(), "cached": free_port()}
+        for label, port in ports.items():
+            processes.start(
+                f"gateway-{label}",
+                [*me, "gateway"],
+                dict(env, PORT=str(port), CACHE_SECONDS="0" if label == "uncached" else "300"),
+            )
+        bare = serve(processes, "bare", "benchmarks.rpc_apps:bare_app()", env)
+        for port in ports.values():
+            wait_http_ok(f"http://127.0.0.1:{port}/readyz/directory", "gateway")
+        wait_http_ok(f"{bare}/ping", "bare")
+        session = requests.Session()
+        for path in hot:  # warm the cache
+            session.get(f"http://127.0.0.1:{ports['cached']}{path}", timeout=5)
+        uncached_url = f"http://127.0.0.1:{ports['uncached']}/"
+        cached_url = f"http://127.0.0.1:{ports['cached']}/"
+        closed_loop(uncached_url, CONNECTIONS, 2.0, paths)
+        results = {
+            "uncached": closed_loop(uncached_url, CONNECTIONS, seconds, paths),
+            "cached": closed_loop(cached_url, CONNECTIONS, seconds, hot),
+            "bare": closed_loop(f"{bare}/ping", CONNECTIONS, seconds),
+        }
+        rss_kb = int(Path(f"/proc/{worker.pid}/status").read_text().split("VmRSS:")[1].split()[0])
+        results["worker_rss_mb"] = rss_kb / 1024
+        return results
+
+
+def measure(seconds: float = 10.0) -> list[Row]:
+    if not TWIN_CITIES.exists():
+        return [Row("skipped", f"the data set is not at {TWIN_CITIES}")]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite_url = f"sqlite:///{tmp}/directory.db"
+        import_seconds = load_directory(sqlite_url)
+        rows.append(
+            Row(
+                "import twin_cities.csv (25,917 rows), SQLite",
+                f"{import_seconds:.1f} s",
+                "aim 60 s",
+            )
+        )
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with make_session_factory(make_engine(sqlite_url))() as session:
+            started = time.perf_counter()
+            sqlite_index = load_index(session)
+            load_seconds = time.perf_counter() - started
+        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        rows.append(
+            Row("search index load, SQLite", f"{load_seconds:.1f} s, +{grown_mb:.0f} MB peak")
+        )
+        queries = make_queries(sqlite_index)
+        latencies, hit_rate = timed_searches(sqlite_index, queries)
+        p50, p99 = percentiles(latencies)
+        like_latencies, like_hits = timed_like(sqlite_url, queries)
+        like_p50, like_p99 = percentiles(like_latencies)
+        rows.append(
+            Row(
+                "search in the service, SQLite: p50 / p99",
+                f"{p50:.3f} / {p99:.3f} ms",
+                f"LIKE '%q%': {like_p50:.3f} / {like_p99:.3f} ms",
+                f"{like_p50 / p50:.0f}x / {like_p99 / p99:.0f}x faster",
+            )
+        )
+        rows.append(
+            Row("right city in the top 3", f"{hit_rate:.1%}", f"LIKE '%q%': {like_hits:.1%}")
+        )
+        sqlite_answers = [search(sqlite_index, q)["results"] for q, _ in queries[:200]]
+
+        postgres = _fresh_postgres()
+        database_url = sqlite_url
+        if postgres is not None:
+            postgres_url, drop = postgres
+            try:
+                import_seconds = load_directory(postgres_url)
+                rows.append(
+                    Row("import twin_cities.csv, PostgreSQL", f"{import_seconds:.1f} s", "aim 60 s")
+                )
+                with make_session_factory(make_engine(postgres_url))() as session:
+                    postgres_index = load_index(session)
+                latencies, _ = timed_searches(postgres_index, queries)
+                p50, p99 = percentiles(latencies)
+                like_latencies, _ = timed_like(postgres_url, queries)
+                like_p50, like_p99 = percentiles(like_latencies)
+                rows.append(
+                    Row(
+                        "search in the service, PostgreSQL: p50 / p99",
+                        f"{p50:.3f} / {p99:.3f} ms",
+                        f"LIKE '%q%': {like_p50:.3f} / {like_p99:.3f} ms",
+                        f"{like_p50 / p50:.0f}x / {like_p99 / p99:.0f}x faster",
+                    )
+                )
+                same = sqlite_answers == [
+                    search(postgres_index, q)["results"] for q, _ in queries[:200]
+                ]
+                rows.append(
+                    Row(
+                        "same answers on SQLite and PostgreSQL (200 queries)",
+                        "yes" if same else "NO",
+                    )
+                )
+                gateway = _gateway_search(postgres_url, queries, seconds)
+            finally:
+                drop()
+        else:
+            gateway = _gateway_search(database_url, queries, seconds)
+        in_process_rps = 1 / statistics.mean(latencies)
+        bare = gateway["bare"].rps
+        for label in ("uncached", "cached"):
+            result = gateway[label]
+            rows.append(
+                Row(
+                    f"GET /api/v1/cities?q= through the gateway, {label}",
+                    f"{result.rps:,.0f} req/s, "
+                    f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms",
+                    f"bare Flask route {bare:,.0f} req/s",
+                    f"{result.rps / bare:.0%} of bare",
+                )
+            )
+        rows.append(
+            Row(
+                "in-process search throughput (one core)",
+                f"{in_process_rps:,.0f} searches/s",
+                "",
+                f"gateway uncached = {gateway['uncached'].rps / in_process_rps:.1%} of it",
+            )
+        )
+        rows.append(Row("directory worker RSS after warm-up", f"{gateway['worker_rss_mb']:.0f} MB"))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| measure | value | baseline (same run) | ratio |", "|---|---|---|---|"]
+    lines += [f"| {row.name} | {row.value} | {row.baseline} | {row.ratio} |" for row in rows]
+    return "\n".join(lines)
