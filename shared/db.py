@@ -21,12 +21,25 @@ def make_engine(database_url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         # pysqlite's own transaction handling defers BEGIN; take it over so that a
         # transaction starts where SQLAlchemy says it does (needed for SAVEPOINTs).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     # pre_ping: a worker that outlives a database restart reconnects instead of failing once.
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_begin(conn) -> None:
+    # A transaction that reads and then writes must hold the write lock from its start: in
+    # WAL mode, upgrading a read snapshot another connection has since written past fails at
+    # once ("database is locked"), whatever the busy timeout. Pure readers opt out (see
+    # ``read_only``) so they never wait.
+    conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}")
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine for transactions that only read (no write lock on SQLite)."""
+    return engine.execution_options(sqlite_begin="DEFERRED")
 
 
 def _sqlite_on_connect(dbapi_connection, _record) -> None:

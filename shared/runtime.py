@@ -17,7 +17,7 @@ from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.celery_app import install_worker_hooks, make_celery
-from shared.db import make_engine, make_session_factory, session_scope
+from shared.db import make_engine, make_session_factory, read_only, session_scope
 from shared.events import Envelope, Handler, handle_event_once, on_outbox_commit
 from shared.relay import purge_old_events, wake_relay
 from shared.settings import ServiceSettings
@@ -55,6 +55,11 @@ class ServiceRuntime:
         return make_session_factory(self.engine)
 
     @cached_property
+    def read_sessions(self) -> sessionmaker[Session]:
+        """Sessions for work that only reads (never waits for a writer on SQLite)."""
+        return make_session_factory(read_only(self.engine))
+
+    @cached_property
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(
             self.settings.redis_url,
@@ -66,6 +71,8 @@ class ServiceRuntime:
     def start_worker(self, extra_args: Iterable[str] = ()) -> None:
         """Run this service's worker in the current process until it is told to stop."""
         install_worker_hooks(self.redis)
+        for step in self._before_start:
+            step()
         self.celery.worker_main(
             [
                 "worker",

@@ -102,8 +102,26 @@ def test_run_starts_everything_embedded_and_ctrl_c_stops_it_all(tmp_path):
         caught = wait_for(lambda: list((data_dir / "mail").glob("*.eml")), what="an .eml file")
         assert b"caught" in caught[0].read_bytes()
 
+        # A fresh machine shows a working directory: cities and the sample load by themselves.
+        def minneapolis_has_sisters():
+            response = requests.get(
+                f"http://127.0.0.1:{port}/api/v1/cities", params={"q": "minneapolis"}, timeout=5
+            )
+            results = response.json().get("results") if response.status_code == 200 else None
+            return results and results[0]["sister_count"] >= 5 and results[0]
+
+        minneapolis = wait_for(
+            minneapolis_has_sisters, timeout=180, interval=1, what="the sample directory"
+        )
+        sisters = requests.get(
+            f"http://127.0.0.1:{port}/api/v1/cities/{minneapolis['id']}", timeout=5
+        ).json()["sisters"]
+        assert ("Najaf", "IQ", 2009) in {
+            (s["name"], s["country_code"], s["since"]) for s in sisters
+        }
+
         output = log_path.read_text()
-        for name in ("gateway", "directory", "blog", "notifier", "beat", "relay", "redis"):
+        for name in ("gateway", "directory", "blog", "notifier", "beat", "relay", "redis", "demo"):
             assert f"\n{name}" in output, f"no log line prefixed with {name}"
         processes = descendants(run.pid)
         assert len(processes) >= 8

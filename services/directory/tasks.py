@@ -19,7 +19,7 @@ def search_cities(q: str, country: str | None = None, limit: int = 10) -> dict:
 
 @app.task(name="directory.get_city", shared=False)
 def get_city(city_id: int, sort: str = "distance") -> dict:
-    with runtime.sessions() as session:
+    with runtime.read_sessions() as session:
         return city_details(session, city_id, sort)
 
 

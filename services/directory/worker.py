@@ -12,7 +12,7 @@ from shared.runtime import ServiceRuntime
 runtime = ServiceRuntime(load_settings(), Base.metadata, include=["services.directory.tasks"])
 app = runtime.celery
 search_index = IndexHolder(
-    runtime.sessions,
+    runtime.read_sessions,
     on_reload=lambda _index: runtime.redis.incr(GENERATION_KEY.format("directory")),
 )
 runtime.before_start(search_index.get)

@@ -20,16 +20,19 @@ CACHE_PREFIX = "sistercities:cache:"
 
 
 class ResponseCache:
+    """Serialized answers (JSON text) by name and parameters, stored with the generation they
+    were made in; a hit is returned as it was stored, without parsing or serializing again."""
+
     def __init__(self, client: redis.Redis, ttl_seconds: int, enabled: bool = True):
         self.redis = client
         self.ttl = ttl_seconds
         self.enabled = enabled
 
     def get_or_call(
-        self, generation: str, name: str, params: dict[str, Any], call: Callable[[], Any]
-    ) -> Any:
+        self, generation: str, name: str, params: dict[str, Any], produce: Callable[[], str]
+    ) -> str:
         if not self.enabled:
-            return call()
+            return produce()
         digest = hashlib.sha1(
             json.dumps(params, sort_keys=True).encode(), usedforsecurity=False
         ).hexdigest()
@@ -38,15 +41,15 @@ class ResponseCache:
             current, cached = self.redis.mget(GENERATION_KEY.format(generation), key)
         except redis.exceptions.RedisError as error:
             log.warning("cache_unavailable", error=str(error))
-            return call()
+            return produce()
         current = int(current or 0)
         if cached is not None:
-            entry = json.loads(cached)
-            if entry["generation"] == current:
-                return entry["value"]
-        value = call()
+            stored_generation, _, body = cached.decode().partition("\n")
+            if int(stored_generation) == current:
+                return body
+        body = produce()
         try:
-            self.redis.set(key, json.dumps({"generation": current, "value": value}), ex=self.ttl)
+            self.redis.set(key, f"{current}\n{body}", ex=self.ttl)
         except redis.exceptions.RedisError as error:
             log.warning("cache_unavailable", error=str(error))
-        return value
+        return body

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
+from flask import Response, current_app
 
 from services.gateway.clients import cache, service_client
 
@@ -84,7 +87,17 @@ class SuggestionsOut(Schema):
     results = List(Nested(SuggestionOut), required=True)
 
 
-CITY_ID = Range(min=1, max=2**31 - 1)
+SEARCH_OUT, CITY_OUT, SUGGESTIONS_OUT = SearchOut(), CityDetailOut(), SuggestionsOut()
+
+
+def _cached(name: str, params: dict, schema: Schema, task: str, *args, **kwargs) -> Response:
+    """The service's answer as JSON, from the cache when the directory has not changed."""
+
+    def produce() -> str:
+        return json.dumps(schema.dump(service_client().call(task, *args, **kwargs)))
+
+    body = cache().get_or_call("directory", name, params, produce)
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @bp.get("")
@@ -92,12 +105,7 @@ CITY_ID = Range(min=1, max=2**31 - 1)
 @bp.output(SearchOut)
 @bp.doc(summary="City Search: any spelling, alternate names, prefixes, typos", responses=[503])
 def search_cities(query: dict):
-    return cache().get_or_call(
-        "directory",
-        "search",
-        query,
-        lambda: service_client().call("directory.search_cities", **query),
-    )
+    return _cached("search", query, SEARCH_OUT, "directory.search_cities", **query)
 
 
 @bp.get("/<int:city_id>")
@@ -105,11 +113,8 @@ def search_cities(query: dict):
 @bp.output(CityDetailOut)
 @bp.doc(summary="A city with its sister cities", responses=[404, 503])
 def get_city(city_id: int, query: dict):
-    return cache().get_or_call(
-        "directory",
-        "city",
-        {"id": city_id, **query},
-        lambda: service_client().call("directory.get_city", city_id, query["sort"]),
+    return _cached(
+        "city", {"id": city_id, **query}, CITY_OUT, "directory.get_city", city_id, query["sort"]
     )
 
 
@@ -118,9 +123,11 @@ def get_city(city_id: int, query: dict):
 @bp.output(SuggestionsOut)
 @bp.doc(summary="Cities that would make good new sisters, with reasons", responses=[404, 503])
 def suggest_sisters(city_id: int, query: dict):
-    return cache().get_or_call(
-        "directory",
+    return _cached(
         "suggestions",
         {"id": city_id, **query},
-        lambda: service_client().call("directory.suggest_sisters", city_id, query["limit"]),
+        SUGGESTIONS_OUT,
+        "directory.suggest_sisters",
+        city_id,
+        query["limit"],
     )
