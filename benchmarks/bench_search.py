@@ -196,6 +196,21 @@ def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: 
                 dict(env, PORT=str(port), CACHE_SECONDS="0" if label == "uncached" else "300"),
             )
         bare = serve(processes, "bare", "benchmarks.rpc_apps:bare_app()", env)
+        processes.start(
+            "stock-worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "benchmarks.stock_worker",
+                "worker",
+                "--loglevel=warning",
+            ],
+            env,
+        )
+        stock = serve(processes, "stock", "benchmarks.rpc_apps:stock_app()", env)
+        wait_http_ok(f"{stock}/ping", "stock")
         for port in ports.values():
             wait_http_ok(f"http://127.0.0.1:{port}/readyz/directory", "gateway")
         wait_http_ok(f"{bare}/ping", "bare")
@@ -209,6 +224,7 @@ def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: 
             "uncached": closed_loop(uncached_url, CONNECTIONS, seconds, paths),
             "cached": closed_loop(cached_url, CONNECTIONS, seconds, hot),
             "bare": closed_loop(f"{bare}/ping", CONNECTIONS, seconds),
+            "stock": closed_loop(f"{stock}/ping", CONNECTIONS, seconds),
         }
         rss_kb = int(Path(f"/proc/{worker.pid}/status").read_text().split("VmRSS:")[1].split()[0])
         results["worker_rss_mb"] = rss_kb / 1024
@@ -294,6 +310,15 @@ def measure(seconds: float = 10.0) -> list[Row]:
         else:
             gateway = _gateway_search(database_url, queries, seconds)
         in_process_rps = 1 / statistics.mean(latencies)
+        stock = gateway["stock"].rps
+        rows.append(
+            Row(
+                "GET /api/v1/cities?q= uncached vs stock Celery RPC",
+                f"{gateway['uncached'].rps:,.0f} req/s",
+                f"stock send_task().get() of a no-op {stock:,.0f} req/s",
+                f"{gateway['uncached'].rps / stock:.2f}x",
+            )
+        )
         bare = gateway["bare"].rps
         for label in ("uncached", "cached"):
             result = gateway[label]
