@@ -1,11 +1,21 @@
-"""Answers cached in Redis, per generation: when an event moves a generation (the relay bumps
-its counter on delivery), every answer cached under the old one is stale at once. One round
-trip reads the generation and the answer together."""
+"""Answers cached per generation: when an event moves a generation (the relay bumps its
+counter on delivery; the directory bumps it when its search index reloads), every answer
+cached under the old one is stale at once.
+
+Two levels. Redis holds the answers every gateway process shares. Each process also keeps the
+hottest answers in memory, valid while a background thread, reading the generation counters a
+few times a second, sees them unchanged: a hot query then costs no round trip at all, and a
+change is seen within ``POLL_SECONDS``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -17,39 +27,86 @@ from shared.routing import GENERATION_KEY
 log = get_logger(__name__)
 
 CACHE_PREFIX = "sistercities:cache:"
+POLL_SECONDS = 0.25
+LOCAL_ENTRIES = 4096
 
 
 class ResponseCache:
-    """Serialized answers (JSON text) by name and parameters, stored with the generation they
-    were made in; a hit is returned as it was stored, without parsing or serializing again."""
+    """Serialized answers (JSON text) by name and parameters; a hit is returned as stored,
+    without parsing or serializing again."""
 
     def __init__(self, client: redis.Redis, ttl_seconds: int, enabled: bool = True):
         self.redis = client
         self.ttl = ttl_seconds
         self.enabled = enabled
+        self._local: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._generations: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._poller_pid: int | None = None
 
     def get_or_call(
         self, generation: str, name: str, params: dict[str, Any], produce: Callable[[], str]
     ) -> str:
         if not self.enabled:
             return produce()
+        self._ensure_poller()
         digest = hashlib.sha1(
             json.dumps(params, sort_keys=True).encode(), usedforsecurity=False
         ).hexdigest()
         key = f"{CACHE_PREFIX}{name}:{digest}"
+        known = self._generations.get(generation)
+        local = self._local.get(key)
+        if known is not None and local is not None and local[0] == known:
+            return local[1]
         try:
             current, cached = self.redis.mget(GENERATION_KEY.format(generation), key)
         except redis.exceptions.RedisError as error:
             log.warning("cache_unavailable", error=str(error))
             return produce()
         current = int(current or 0)
+        self._generations.setdefault(generation, current)
         if cached is not None:
-            stored_generation, _, body = cached.decode().partition("\n")
-            if int(stored_generation) == current:
+            stored, _, body = cached.decode().partition("\n")
+            if int(stored) == current:
+                self._remember(key, current, body)
                 return body
         body = produce()
         try:
             self.redis.set(key, f"{current}\n{body}", ex=self.ttl)
         except redis.exceptions.RedisError as error:
             log.warning("cache_unavailable", error=str(error))
+        self._remember(key, current, body)
         return body
+
+    def _remember(self, key: str, generation: int, body: str) -> None:
+        with self._lock:
+            self._local[key] = (generation, body)
+            self._local.move_to_end(key)
+            while len(self._local) > LOCAL_ENTRIES:
+                self._local.popitem(last=False)
+
+    def _ensure_poller(self) -> None:
+        # One thread per process (gunicorn forks its workers after this object may exist).
+        if self._poller_pid == os.getpid():
+            return
+        with self._lock:
+            if self._poller_pid != os.getpid():
+                self._poller_pid = os.getpid()
+                self._generations = {}
+                threading.Thread(target=self._poll, name="cache-generations", daemon=True).start()
+
+    def _poll(self) -> None:
+        while True:
+            time.sleep(POLL_SECONDS)
+            names = list(self._generations)
+            if not names:
+                continue
+            try:
+                values = self.redis.mget([GENERATION_KEY.format(name) for name in names])
+            except redis.exceptions.RedisError:
+                # Without fresh counters the memory level must not answer.
+                self._generations = {}
+                continue
+            self._generations = {
+                name: int(value or 0) for name, value in zip(names, values, strict=True)
+            }
