@@ -212,7 +212,7 @@ def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: 
         stock = serve(processes, "stock", "benchmarks.rpc_apps:stock_app()", env)
         wait_http_ok(f"{stock}/ping", "stock")
         for port in ports.values():
-            wait_http_ok(f"http://127.0.0.1:{port}/readyz/directory", "gateway")
+            wait_http_ok(f"http://127.0.0.1:{port}/readyz/directory", "gateway", timeout=120)
         wait_http_ok(f"{bare}/ping", "bare")
         session = requests.Session()
         for path in hot:  # warm the cache

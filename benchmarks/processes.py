@@ -131,5 +131,5 @@ def wait(check, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def wait_http_ok(url: str, what: str) -> None:
-    wait(lambda: requests.get(url, timeout=3).status_code == 200, what)
+def wait_http_ok(url: str, what: str, timeout: float = 30.0) -> None:
+    wait(lambda: requests.get(url, timeout=3).status_code == 200, what, timeout)

@@ -44,11 +44,37 @@ class ResponseCache:
         self._lock = threading.Lock()
         self._poller_pid: int | None = None
 
+    def peek(self, generation: str, alias: str) -> str | None:
+        """The answer last given to exactly this request (its raw path and query), if it is
+        still current: lets a hot request skip even the parsing of its arguments."""
+        if not self.enabled or self._poller_pid != os.getpid():
+            return None
+        known = self._generations.get(generation)
+        local = self._local.get(alias)
+        if known is not None and local is not None and local[0] == known:
+            return local[1]
+        return None
+
     def get_or_call(
-        self, generation: str, name: str, params: dict[str, Any], produce: Callable[[], str]
+        self,
+        generation: str,
+        name: str,
+        params: dict[str, Any],
+        produce: Callable[[], str],
+        alias: str | None = None,
     ) -> str:
+        """``alias``: also remember the answer under this raw request key (see ``peek``)."""
         if not self.enabled:
             return produce()
+        body, made_in = self._get_or_call(generation, name, params, produce)
+        if alias is not None and made_in is not None:
+            self._remember(alias, made_in, body)
+        return body
+
+    def _get_or_call(
+        self, generation: str, name: str, params: dict[str, Any], produce: Callable[[], str]
+    ) -> tuple[str, int | None]:
+        """The answer and the generation it belongs to (None when Redis could not say)."""
         self._ensure_poller()
         digest = hashlib.sha1(
             json.dumps(params, sort_keys=True).encode(), usedforsecurity=False
@@ -57,26 +83,26 @@ class ResponseCache:
         known = self._generations.get(generation)
         local = self._local.get(key)
         if known is not None and local is not None and local[0] == known:
-            return local[1]
+            return local[1], known
         try:
             current, cached = self.redis.mget(GENERATION_KEY.format(generation), key)
         except redis.exceptions.RedisError as error:
             log.warning("cache_unavailable", error=str(error))
-            return produce()
+            return produce(), None
         current = int(current or 0)
         self._generations.setdefault(generation, current)
         if cached is not None:
             stored, _, body = cached.decode().partition("\n")
             if int(stored) == current:
                 self._remember(key, current, body)
-                return body
+                return body, current
         body = produce()
         try:
             self.redis.set(key, f"{current}\n{body}", ex=self.ttl)
         except redis.exceptions.RedisError as error:
             log.warning("cache_unavailable", error=str(error))
         self._remember(key, current, body)
-        return body
+        return body, current
 
     def _remember(self, key: str, generation: int, body: str) -> None:
         with self._lock:
