@@ -13,6 +13,7 @@ interleaved rounds.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +22,14 @@ import redis
 import requests
 
 from benchmarks.loadgen import Result, closed_loop, open_loop
-from benchmarks.processes import free_port, running_processes, serve, start_redis, wait_http_ok
+from benchmarks.processes import (
+    free_port,
+    running_processes,
+    serve,
+    serve_stock_celery,
+    start_redis,
+    wait_http_ok,
+)
 
 CONNECTIONS = 16
 FIXED_RATE = 150
@@ -59,21 +67,9 @@ def measure(seconds: float = 10.0) -> list[Measured]:
             PYTHONUNBUFFERED="1",
         )
         me = [sys.executable, "-m", "sistercities"]
+        subprocess.run([*me, "migrate"], env=env, check=True, capture_output=True)
         # Tuned for a service of short tasks: no pool, one task at a time per process.
         processes.start("directory", [*me, "worker", "directory"], dict(env, WORKER_POOL="solo"))
-        processes.start(
-            "stock-worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "benchmarks.stock_worker",
-                "worker",
-                "--loglevel=warning",
-            ],
-            env,
-        )
         gateway_port = free_port()
         processes.start(
             "gateway", [*me, "gateway"], dict(env, PORT=str(gateway_port), GATEWAY_PROCESSES="2")
@@ -88,10 +84,7 @@ def measure(seconds: float = 10.0) -> list[Measured]:
                 processes, "lean", "benchmarks.rpc_apps:lean_app()", env
             )
             + "/ping",
-            "stock Celery send_task().get()": serve(
-                processes, "stock", "benchmarks.rpc_apps:stock_app()", env
-            )
-            + "/ping",
+            "stock Celery send_task().get()": serve_stock_celery(processes, env) + "/ping",
         }
         for name, url in urls.items():
             wait_http_ok(url, name)

@@ -26,7 +26,14 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from benchmarks.loadgen import closed_loop
-from benchmarks.processes import free_port, running_processes, serve, start_redis, wait_http_ok
+from benchmarks.processes import (
+    free_port,
+    running_processes,
+    serve,
+    serve_stock_celery,
+    start_redis,
+    wait_http_ok,
+)
 from services.directory.cities_import import import_cities
 from services.directory.names import is_latin, normalize
 from services.directory.partnerships_import import import_partnerships
@@ -196,20 +203,7 @@ def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: 
                 dict(env, PORT=str(port), CACHE_SECONDS="0" if label == "uncached" else "300"),
             )
         bare = serve(processes, "bare", "benchmarks.rpc_apps:bare_app()", env)
-        processes.start(
-            "stock-worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "benchmarks.stock_worker",
-                "worker",
-                "--loglevel=warning",
-            ],
-            env,
-        )
-        stock = serve(processes, "stock", "benchmarks.rpc_apps:stock_app()", env)
+        stock = serve_stock_celery(processes, env)
         wait_http_ok(f"{stock}/ping", "stock")
         for port in ports.values():
             wait_http_ok(f"http://127.0.0.1:{port}/readyz/directory", "gateway", timeout=120)
@@ -229,6 +223,21 @@ def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: 
         rss_kb = int(Path(f"/proc/{worker.pid}/status").read_text().split("VmRSS:")[1].split()[0])
         results["worker_rss_mb"] = rss_kb / 1024
         return results
+
+
+def _search_row(
+    label: str, database_url: str, index: SearchIndex, queries: list[tuple[str, int]]
+) -> tuple[Row, list[float], float, float]:
+    latencies, hit_rate = timed_searches(index, queries)
+    like_latencies, like_hits = timed_like(database_url, queries)
+    (p50, p99), (like_p50, like_p99) = percentiles(latencies), percentiles(like_latencies)
+    row = Row(
+        f"search in the service, {label}: p50 / p99",
+        f"{p50:.3f} / {p99:.3f} ms",
+        f"LIKE '%q%': {like_p50:.3f} / {like_p99:.3f} ms",
+        f"{like_p50 / p50:.0f}x / {like_p99 / p99:.0f}x faster",
+    )
+    return row, latencies, hit_rate, like_hits
 
 
 def measure(seconds: float = 10.0) -> list[Row]:
@@ -255,18 +264,10 @@ def measure(seconds: float = 10.0) -> list[Row]:
             Row("search index load, SQLite", f"{load_seconds:.1f} s, +{grown_mb:.0f} MB peak")
         )
         queries = make_queries(sqlite_index)
-        latencies, hit_rate = timed_searches(sqlite_index, queries)
-        p50, p99 = percentiles(latencies)
-        like_latencies, like_hits = timed_like(sqlite_url, queries)
-        like_p50, like_p99 = percentiles(like_latencies)
-        rows.append(
-            Row(
-                "search in the service, SQLite: p50 / p99",
-                f"{p50:.3f} / {p99:.3f} ms",
-                f"LIKE '%q%': {like_p50:.3f} / {like_p99:.3f} ms",
-                f"{like_p50 / p50:.0f}x / {like_p99 / p99:.0f}x faster",
-            )
+        row, latencies, hit_rate, like_hits = _search_row(
+            "SQLite", sqlite_url, sqlite_index, queries
         )
+        rows.append(row)
         rows.append(
             Row("right city in the top 3", f"{hit_rate:.1%}", f"LIKE '%q%': {like_hits:.1%}")
         )
@@ -283,18 +284,10 @@ def measure(seconds: float = 10.0) -> list[Row]:
                 )
                 with make_session_factory(make_engine(postgres_url))() as session:
                     postgres_index = load_index(session)
-                latencies, _ = timed_searches(postgres_index, queries)
-                p50, p99 = percentiles(latencies)
-                like_latencies, _ = timed_like(postgres_url, queries)
-                like_p50, like_p99 = percentiles(like_latencies)
-                rows.append(
-                    Row(
-                        "search in the service, PostgreSQL: p50 / p99",
-                        f"{p50:.3f} / {p99:.3f} ms",
-                        f"LIKE '%q%': {like_p50:.3f} / {like_p99:.3f} ms",
-                        f"{like_p50 / p50:.0f}x / {like_p99 / p99:.0f}x faster",
-                    )
+                row, latencies, _, _ = _search_row(
+                    "PostgreSQL", postgres_url, postgres_index, queries
                 )
+                rows.append(row)
                 same = sqlite_answers == [
                     search(postgres_index, q)["results"] for q, _ in queries[:200]
                 ]

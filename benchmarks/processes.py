@@ -118,6 +118,25 @@ def serve(
     return f"http://127.0.0.1:{port}"
 
 
+def serve_stock_celery(processes: Processes, env: dict[str, str]) -> str:
+    """The baseline: a web app doing stock ``send_task(...).get()`` against a worker with
+    Celery's defaults. Returns the app's address."""
+    processes.start(
+        "stock-worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "benchmarks.stock_worker",
+            "worker",
+            "--loglevel=warning",
+        ],
+        env,
+    )
+    return serve(processes, "stock", "benchmarks.rpc_apps:stock_app()", env)
+
+
 def wait(check, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:

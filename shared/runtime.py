@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import cached_property
 
 import redis
+import sqlalchemy.exc
 from celery import Celery
 from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import Session, sessionmaker
@@ -72,7 +73,13 @@ class ServiceRuntime:
         """Run this service's worker in the current process until it is told to stop."""
         install_worker_hooks(self.redis)
         for step in self._before_start:
-            step()
+            try:
+                step()
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError) as error:
+                raise SystemExit(
+                    f"{self.service}: the database is not ready ({error.orig}); "
+                    "is it migrated? run `sistercities migrate`"
+                ) from error
         self.celery.worker_main(
             [
                 "worker",

@@ -25,7 +25,7 @@ class SearchQuery(Schema):
     limit = Integer(load_default=10, validate=Range(min=1, max=100))
 
 
-class CityOut(Schema):
+class PlaceOut(Schema):
     id = Integer(required=True)
     name = String(required=True)
     country_code = String(required=True)
@@ -33,6 +33,9 @@ class CityOut(Schema):
     region = String(allow_none=True)
     latitude = Float(required=True)
     longitude = Float(required=True)
+
+
+class CityOut(PlaceOut):
     population = Integer(required=True)
     sister_count = Integer(required=True)
 
@@ -45,15 +48,8 @@ class SearchOut(Schema):
     results = List(Nested(SearchResult), required=True)
 
 
-class SisterOut(Schema):
-    id = Integer(required=True)
+class SisterOut(PlaceOut):
     partnership_id = Integer(required=True)
-    name = String(required=True)
-    country_code = String(required=True)
-    country = String(required=True)
-    region = String(allow_none=True)
-    latitude = Float(required=True)
-    longitude = Float(required=True)
     since = Integer(allow_none=True)
     status = String(required=True)
     distance_km = Float(required=True)
