@@ -3,6 +3,7 @@ cached in Redis and invalidated when the directory changes."""
 
 import pytest
 
+from services.gateway.cities import CityDetailOut, SearchOut, SuggestionsOut
 from tests.conftest import add_test_cities
 from tests.stack import wait_for
 
@@ -89,8 +90,12 @@ def test_a_new_partnership_shows_on_the_city_page_and_in_search(client, places, 
         timeout=20,
         what="search to count the new sister",
     )
-    suggestions = client.get(f"/api/v1/cities/{minneapolis}/suggestions").json["results"]
-    assert all(s["id"] != najaf and s["country_code"] != "US" for s in suggestions)
+    suggestions = client.get(f"/api/v1/cities/{minneapolis}/suggestions").json
+    assert all(s["id"] != najaf and s["country_code"] != "US" for s in suggestions["results"])
+    # Every answer is exactly the documented shape: no field missing, none extra.
+    assert CityDetailOut().validate(page) == {}
+    assert SearchOut().validate(_search(client, q="Najaf").json) == {}
+    assert SuggestionsOut().validate(suggestions) == {}
 
 
 @pytest.mark.parametrize(
