@@ -205,7 +205,8 @@ def resolve_country_filter(country: str | None) -> str | None:
         return text.upper()
     codes = resolve_country(text)
     if not codes:
-        raise InvalidInput(f"unknown country {text!r}: give an ISO code such as 'US' or a name")
+        # Not echoed back: an error message is no place for what a stranger typed.
+        raise InvalidInput("unknown country: give an ISO code such as 'US' or a country name")
     return codes[0]
 
 
@@ -352,12 +353,16 @@ class IndexHolder:
             threading.Thread(target=self._watch, name="search-index", daemon=True).start()
 
     def _watch(self) -> None:
+        failing = False
         while True:
             time.sleep(self.check_every)
             try:
                 index = self._index
                 with self.sessions() as session:
                     version = current_version(session)
+                if failing:
+                    log.info("search_index_refresh_recovered")
+                    failing = False
                 if index is None or version == index.version:
                     continue
                 with self.sessions() as session:
@@ -365,5 +370,8 @@ class IndexHolder:
                 if self.on_reload is not None:
                     self.on_reload(self._index)
             except Exception:
-                # The database may be down for a while: keep answering from the index we have.
-                log.exception("search_index_refresh_failed")
+                # The database may be down for a while: keep answering from the index we have,
+                # and say so once, not every second.
+                if not failing:
+                    log.exception("search_index_refresh_failed")
+                failing = True

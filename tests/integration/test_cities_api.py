@@ -134,6 +134,9 @@ def test_hostile_text_is_searched_not_reflected(client, stack):
         response = _search(client, q=q)
         assert response.status_code in (200, 400)
         assert "<script>" not in response.get_data(as_text=True)
+    refused = _search(client, q="paris", country="<script>alert(1)</script>")
+    assert refused.status_code == 400
+    assert "<script>" not in refused.get_data(as_text=True)
 
 
 def test_unknown_cities_are_404s(client, stack):
