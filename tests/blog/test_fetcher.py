@@ -1,0 +1,146 @@
+"""Fetching feeds from a real local HTTP server: conditional GET, and every hostile server
+bounded in time and size with a clear error."""
+
+import gzip
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from services.blog.fetcher import FetchError, fetch
+
+FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def do_GET(self):
+        route = getattr(self, f"route_{self.path.strip('/').split('?')[0] or 'feed'}", None)
+        if route is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        route()
+
+    def route_feed(self):
+        if self.headers.get("If-None-Match") == '"v1"':
+            self.send_response(304)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml")
+        self.send_header("ETag", '"v1"')
+        self.send_header("Last-Modified", "Sat, 28 Nov 2026 08:00:00 GMT")
+        self.send_header("Content-Length", str(len(FEED)))
+        self.end_headers()
+        self.wfile.write(FEED)
+
+    def route_gzipped(self):
+        body = gzip.compress(FEED)
+        self.send_response(200)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def route_huge(self):
+        self.send_response(200)
+        self.end_headers()
+        chunk = b"x" * 65536
+        try:
+            for _ in range(200):  # 12.5 MiB, more than the cap
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def route_trickle(self):
+        self.send_response(200)
+        self.end_headers()
+        try:
+            for _ in range(60):
+                self.wfile.write(b"<")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def route_loop(self):
+        self.send_response(302)
+        self.send_header("Location", "/loop")
+        self.end_headers()
+
+    def route_busy(self):
+        self.send_response(429)
+        self.send_header("Retry-After", "120")
+        self.end_headers()
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_feed_is_fetched_with_its_validators(server):
+    result = fetch(f"{server}/feed", allow_private=True)
+    assert result.status == 200 and result.body == FEED
+    assert result.etag == '"v1"'
+    assert result.last_modified == "Sat, 28 Nov 2026 08:00:00 GMT"
+
+
+def test_an_unchanged_feed_costs_no_body(server):
+    result = fetch(f"{server}/feed", etag='"v1"', allow_private=True)
+    assert result.not_modified and result.body is None
+
+
+def test_gzip_is_accepted_and_decoded(server):
+    assert fetch(f"{server}/gzipped", allow_private=True).body == FEED
+
+
+def test_private_addresses_are_refused_unless_allowed(server):
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{server}/feed")
+    assert caught.value.code == "blocked_address"
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed", "javascript:x"])
+def test_only_http_and_https(url):
+    with pytest.raises(FetchError) as caught:
+        fetch(url, allow_private=True)
+    assert caught.value.code == "bad_url"
+
+
+def test_a_body_past_the_cap_is_cut_off(server):
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{server}/huge", allow_private=True, max_bytes=10 * 1024 * 1024)
+    assert caught.value.code == "too_large"
+
+
+def test_a_trickling_server_is_given_up_on(server):
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{server}/trickle", allow_private=True, total_seconds=1.0)
+    assert caught.value.code == "timeout"
+
+
+def test_a_redirect_loop_ends(server):
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{server}/loop", allow_private=True)
+    assert caught.value.code == "too_many_redirects"
+
+
+def test_a_busy_server_says_when_to_come_back(server):
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{server}/busy", allow_private=True)
+    assert (caught.value.code, caught.value.status, caught.value.retry_after) == (
+        "http_error",
+        429,
+        120.0,
+    )
