@@ -29,10 +29,6 @@ class Base(DeclarativeBase):
 outbox_events, handled_events = event_tables(Base.metadata)
 
 
-CITY_SOURCES = ("geonames", "import", "staff")
-NAME_KINDS = ("name", "ascii", "alternate")
-
-
 class City(Base):
     """A place in the directory: a GeoNames city, or a smaller place a partnership import
     brought in with the coordinates it gave."""
@@ -49,6 +45,7 @@ class City(Base):
     longitude: Mapped[float] = mapped_column(Float)
     population: Mapped[int] = mapped_column(Integer, default=0)
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # geonames, import (a place a partnership file brought in) or staff
     source: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
 
     names: Mapped[list[CityName]] = relationship(
@@ -66,7 +63,7 @@ class CityName(Base):
     city_id: Mapped[int] = mapped_column(ForeignKey("cities.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     folded: Mapped[str] = mapped_column(String(200), index=True)
-    kind: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(10))  # name or alternate
 
     city: Mapped[City] = relationship(back_populates="names")
 

@@ -92,9 +92,6 @@ class SearchIndex:
     def sister_count(self, city_id: int) -> int:
         return len(self.sisters.get(city_id, ()))
 
-    def popularity(self, city_id: int) -> tuple[int, int]:
-        return (self.sister_count(city_id), self.cities[city_id].population)
-
 
 def build_index(
     version: int,

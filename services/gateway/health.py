@@ -6,13 +6,14 @@ import time
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Dict, Float, Nested, String
-from flask import current_app
 
 from services.gateway.clients import metrics, redis_client, service_client
 from shared.errors import ServiceError
+from shared.logs import get_logger
 from shared.routing import SERVICES
 
 bp = APIBlueprint("health", __name__, tag="Health")
+log = get_logger(__name__)
 
 
 class Healthz(Schema):
@@ -99,7 +100,7 @@ def _check_redis() -> dict:
     try:
         redis_client().ping()
     except Exception as error:
-        current_app.logger.warning("redis ping failed: %s", error)
+        log.warning("redis_ping_failed", error=str(error))
         return {"status": "unavailable", "ms": None, "message": "Redis does not answer"}
     return {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 2)}
 
