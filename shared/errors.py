@@ -42,6 +42,11 @@ class InvalidInput(ServiceError):
         super().__init__("invalid", message)
 
 
+class Conflict(ServiceError):
+    def __init__(self, message: str):
+        super().__init__("conflict", message)
+
+
 class ServiceUnavailable(ServiceError):
     """The service did not answer in time, or the queue could not be reached."""
 

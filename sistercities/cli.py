@@ -199,9 +199,11 @@ def _announce_ready(supervisor: Supervisor, url: str) -> None:
 
 
 def _register_service_commands() -> None:
+    from services.blog.cli import blog_cli
     from services.directory.cli import directory_cli
 
     main.add_command(directory_cli)
+    main.add_command(blog_cli)
 
 
 _register_service_commands()

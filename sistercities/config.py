@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -48,11 +49,10 @@ def known_variables() -> set[str]:
     """Every environment variable some process of the system reads."""
     from services.gateway.config import GatewaySettings
     from shared.routing import SERVICES
-    from shared.settings import ServiceSettings
 
     environ = _RecordingEnviron()
     LauncherSettings.from_env(environ)
     GatewaySettings.from_env(environ)
     for service in SERVICES:
-        ServiceSettings.from_env(service, environ)
+        importlib.import_module(f"services.{service}.config").load_settings(environ)
     return environ.asked

@@ -67,6 +67,8 @@ def stack_env(backends, tmp_path_factory) -> dict[str, str]:
         TASK_VISIBILITY_TIMEOUT="20",
         WORKER_CONCURRENCY="2",
         ADMIN_TOKEN=ADMIN_TOKEN,
+        # The tests' feed server is on 127.0.0.1.
+        BLOG_ALLOW_PRIVATE_FEEDS="1",
         PYTHONUNBUFFERED="1",
     )
     for service, url in backends.database_urls.items():

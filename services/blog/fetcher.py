@@ -140,6 +140,8 @@ def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -
             if time.monotonic() > deadline:
                 raise FetchError("timeout", "the feed took too long to arrive")
             chunks.append(chunk)
+    except (urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError):
+        raise FetchError("timeout", "the feed's server stopped sending (timed out)") from None
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
         raise FetchError(
             "truncated", f"the feed arrived incomplete ({error.__class__.__name__})"

@@ -1,5 +1,8 @@
 """The blog's periodic jobs, run by the one beat process."""
 
 PERIODIC_TASKS = {
+    # Each feed carries its own next-check time; this only hands out the ones that are due.
+    "blog.schedule_fetches": {"task": "blog.schedule_fetches", "schedule": 60.0},
+    "blog.link_pending_posts": {"task": "blog.link_pending_posts", "schedule": 300.0},
     "blog.purge_events": {"task": "blog.purge_events", "schedule": 3600.0},
 }

@@ -6,5 +6,5 @@ from services.blog.config import load_settings
 from services.blog.models import Base
 from shared.runtime import ServiceRuntime
 
-runtime = ServiceRuntime(load_settings(), Base.metadata, include=[])
+runtime = ServiceRuntime(load_settings(), Base.metadata, include=["services.blog.tasks"])
 app = runtime.celery

@@ -19,6 +19,7 @@ from shared.errors import InvalidInput
 
 MAX_TEXT_CHARS = 200_000
 MAX_WORDS = 4
+MAX_TEXTS = 100
 # English words that are also names of directory cities: alone they are not evidence.
 COMMON_WORDS = frozenset(
     """
@@ -75,11 +76,11 @@ def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:
             position += 1
 
     all_candidates = {city_id for _p, _o, _w, ids in mentions for city_id in ids}
+    folded_text = " ".join(folded_words)
     regions_named = {
         normalize(index.cities[city_id].region or "")
         for city_id in all_candidates
-        if index.cities[city_id].region
-        and normalize(index.cities[city_id].region) in " ".join(folded_words)
+        if index.cities[city_id].region and normalize(index.cities[city_id].region) in folded_text
     }
 
     results: list[dict] = []
@@ -111,6 +112,13 @@ def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:
         if len(results) >= limit:
             break
     return {"results": results}
+
+
+def match_places_many(index: SearchIndex, texts: list[str], limit: int = 50) -> dict:
+    """``match_places`` for many texts in one call (the blog links a feed's posts at once)."""
+    if not isinstance(texts, list) or len(texts) > MAX_TEXTS:
+        raise InvalidInput(f"texts must be a list of at most {MAX_TEXTS} strings")
+    return {"matches": [match_places(index, text, limit)["results"] for text in texts]}
 
 
 def _region_only(index: SearchIndex, phrase: str, ids: tuple[int, ...]) -> bool:

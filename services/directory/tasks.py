@@ -6,6 +6,7 @@ from __future__ import annotations
 from services.directory import partnerships
 from services.directory.city_details import get_city as city_details
 from services.directory.places import match_places as places_in
+from services.directory.places import match_places_many as places_in_many
 from services.directory.search import search
 from services.directory.suggestions import suggest_sisters as suggestions_for
 from services.directory.worker import app, runtime, search_index
@@ -31,6 +32,11 @@ def suggest_sisters(city_id: int, limit: int = 10) -> dict:
 @app.task(name="directory.match_places", shared=False)
 def match_places(text: str, limit: int = 50) -> dict:
     return places_in(search_index.get(), text, limit)
+
+
+@app.task(name="directory.match_places_many", shared=False)
+def match_places_many(texts: list[str], limit: int = 50) -> dict:
+    return places_in_many(search_index.get(), texts, limit)
 
 
 @app.task(name="directory.create_partnership", shared=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from services.gateway import admin_partnerships, cities, health
+from services.gateway import admin_feeds, admin_partnerships, cities, health, posts
 from services.gateway.clients import GatewayClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import install_error_handlers
@@ -40,5 +40,7 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     install_observability(app, clients.metrics)
     app.register_blueprint(health.bp)
     app.register_blueprint(cities.bp)
+    app.register_blueprint(posts.bp)
     app.register_blueprint(admin_partnerships.bp)
+    app.register_blueprint(admin_feeds.bp)
     return app

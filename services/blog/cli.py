@@ -1,0 +1,108 @@
+"""`sistercities blog ...`: staff commands that run in process against the blog's database."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import click
+
+
+def _runtime():
+    from services.blog.worker import runtime
+
+    return runtime
+
+
+@click.group(name="blog")
+def blog_cli() -> None:
+    """The syndicated blog: feeds and their posts."""
+
+
+@blog_cli.command("add-feed")
+@click.argument("url")
+def add_feed_command(url: str) -> None:
+    """Register a feed (a Medium publication or user, or any RSS/Atom URL)."""
+    from services.blog.feeds import add_feed, feed_to_dict
+    from shared.db import session_scope
+    from shared.errors import ServiceError
+    from shared.events import utcnow
+
+    runtime = _runtime()
+    try:
+        with session_scope(runtime.sessions) as session:
+            feed = feed_to_dict(
+                add_feed(session, url, utcnow(), runtime.settings.allow_private_feeds)
+            )
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"added feed {feed['id']}: {feed['url']} (fetched at the next poll)")
+
+
+@blog_cli.command("list-feeds")
+def list_feeds_command() -> None:
+    """Every feed with its health."""
+    from services.blog.feeds import list_feeds
+
+    with _runtime().read_sessions() as session:
+        feeds = list_feeds(session)
+    if not feeds:
+        click.echo("no feeds yet: add one with `sistercities blog add-feed URL`")
+    for feed in feeds:
+        click.echo(_feed_line(feed))
+
+
+def _feed_line(feed: Mapping) -> str:
+    health = feed["status"] + (f" ({feed['last_error']})" if feed["last_error"] else "")
+    return (
+        f"{feed['id']:>5}  {feed['url']}  {health}  posts={feed['post_count']}  "
+        f"next={feed['next_check_at']}"
+    )
+
+
+@blog_cli.command("remove-feed")
+@click.argument("feed_id", type=int)
+def remove_feed_command(feed_id: int) -> None:
+    """Stop syndicating a feed (its posts stay)."""
+    from services.blog.feeds import remove_feed
+    from shared.db import session_scope
+    from shared.errors import ServiceError
+
+    try:
+        with session_scope(_runtime().sessions) as session:
+            remove_feed(session, feed_id)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"removed feed {feed_id}")
+
+
+@blog_cli.command("poll")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+def poll_command(threads: int) -> None:
+    """Poll every feed now, in this process, whatever its next check time."""
+    from services.blog.polling import all_feed_ids, poll_feed
+    from services.blog.tasks import request_city_links
+
+    runtime = _runtime()
+    with runtime.read_sessions() as session:
+        feed_ids = all_feed_ids(session)
+
+    def poll(feed_id: int):
+        return poll_feed(
+            runtime.sessions, feed_id, allow_private=runtime.settings.allow_private_feeds
+        )
+
+    with ThreadPoolExecutor(threads) as pool:
+        results = list(pool.map(poll, feed_ids))
+    changed = [post_id for result in results for post_id in result.changed_post_ids]
+    for result in results:
+        detail = result.error or f"{len(result.changed_post_ids)} new or changed"
+        click.echo(f"feed {result.feed_id}: {result.outcome}: {detail}")
+    failed = sum(result.outcome == "error" for result in results)
+    click.echo(f"polled {len(results)} feeds: {len(changed)} posts new or changed, {failed} failed")
+    if changed:
+        try:
+            asked = request_city_links(changed)
+            click.echo(f"asked the directory to link {asked} posts to cities")
+        except Exception as error:  # the workers' periodic sweep asks again later
+            click.echo(f"city links will be requested later ({error.__class__.__name__})")

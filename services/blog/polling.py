@@ -1,0 +1,160 @@
+"""One poll of one feed, as a pipeline of single-purpose parts: fetch → parse → clean → store.
+
+The network is never waited on inside a database transaction, and whatever goes wrong is
+written on the feed (and retried later): a poll never raises for a bad feed, and never touches
+the posts it already has when the new response is unusable.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.blog import feeds, intervals
+from services.blog.fetcher import FetchError, fetch
+from services.blog.models import Feed
+from services.blog.parser import NotAFeed, parse_feed
+from services.blog.posts import post_from_entry, store_posts
+from shared.db import session_scope
+from shared.events import utcnow
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=10)
+STORE_ATTEMPTS = 3
+
+
+@dataclass
+class PollResult:
+    feed_id: int
+    outcome: str  # stored, not_modified, error, gone
+    changed_post_ids: list[int] = field(default_factory=list)
+    entries: int = 0
+    error: str | None = None
+    # seconds spent in each stage, for the benchmark and the logs
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def poll_feed(
+    sessions: sessionmaker[Session],
+    feed_id: int,
+    *,
+    allow_private: bool,
+    now: datetime | None = None,
+    **fetch_options,
+) -> PollResult:
+    now = now or utcnow()
+    with session_scope(sessions) as session:
+        feed = session.get(Feed, feed_id)
+        if feed is None:
+            return PollResult(feed_id, "gone")
+        url, etag, last_modified = feed.url, feed.etag, feed.last_modified
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    status = None
+    try:
+        response = fetch(url, etag, last_modified, allow_private=allow_private, **fetch_options)
+        status = response.status
+        timings["fetch"] = time.perf_counter() - started
+        if response.not_modified:
+            return _record(sessions, feed_id, now, "not_modified", timings, response=response)
+        started = time.perf_counter()
+        content_type = response.headers.get("content-type")
+        parsed = parse_feed(response.body or b"", response.url, content_type)
+        timings["parse"] = time.perf_counter() - started
+        started = time.perf_counter()
+        posts = [post_from_entry(feed_id, url, entry, now) for entry in parsed.entries]
+        timings["sanitize"] = time.perf_counter() - started
+    except FetchError as error:
+        return _record(
+            sessions, feed_id, now, "error", timings, error=error.message,
+            status=error.status, retry_after=error.retry_after,
+        )  # fmt: skip
+    except NotAFeed as error:
+        return _record(sessions, feed_id, now, "error", timings, error=error.message, status=status)
+    except Exception as error:  # a parser bug on a strange feed must not take the worker down
+        log.exception("feed_unreadable", feed_id=feed_id, url=url)
+        message = f"the feed could not be read ({error.__class__.__name__})"
+        return _record(sessions, feed_id, now, "error", timings, error=message, status=status)
+
+    interval = intervals.interval_from_posts([post.published_at for post in posts], now)
+    started = time.perf_counter()
+    for attempt in range(STORE_ATTEMPTS):
+        try:
+            with session_scope(sessions) as session:
+                feed = session.get(Feed, feed_id)
+                if feed is None:
+                    return PollResult(feed_id, "gone")
+                changed = store_posts(session, feed_id, posts, now)
+                feeds.record_success(
+                    feed, now, status=200, etag=response.etag,
+                    last_modified=response.last_modified, headers=response.headers,
+                    title=parsed.title, site_url=parsed.site_url, warning=parsed.warning,
+                    ttl_minutes=parsed.ttl_minutes, interval=interval,
+                )  # fmt: skip
+            break
+        except IntegrityError:
+            # Another worker stored the same story (from another feed) at the same moment;
+            # the next attempt sees its row and updates instead.
+            if attempt == STORE_ATTEMPTS - 1:
+                raise
+    timings["store"] = time.perf_counter() - started
+    return PollResult(feed_id, "stored", changed, len(posts), timings=timings)
+
+
+def _record(
+    sessions: sessionmaker[Session],
+    feed_id: int,
+    now: datetime,
+    outcome: str,
+    timings: dict[str, float],
+    *,
+    response=None,
+    error: str | None = None,
+    status: int | None = None,
+    retry_after: float | None = None,
+) -> PollResult:
+    with session_scope(sessions) as session:
+        feed = session.get(Feed, feed_id)
+        if feed is None:
+            return PollResult(feed_id, "gone")
+        if response is not None:
+            feeds.record_success(
+                feed, now, status=304, etag=None, last_modified=None, headers=response.headers
+            )
+        else:
+            feeds.record_failure(
+                feed, now, message=error or "", status=status, retry_after=retry_after
+            )
+    if error:
+        log.info("feed_failed", feed_id=feed_id, error=error, status=status)
+    return PollResult(feed_id, outcome, error=error, timings=timings)
+
+
+def claim_due_feeds(
+    session: Session, now: datetime, limit: int = 1000, lease: timedelta = CLAIM_LEASE
+) -> list[int]:
+    """Feeds whose next check has come and that no worker holds; held for ``lease`` so the
+    next scheduler tick does not hand them out again."""
+    query = (
+        select(Feed.id)
+        .where(Feed.next_check_at <= now)
+        .where(or_(Feed.claimed_until.is_(None), Feed.claimed_until < now))
+        .order_by(Feed.next_check_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(update(Feed).where(Feed.id.in_(ids)).values(claimed_until=now + lease))
+    return ids
+
+
+def all_feed_ids(session: Session) -> list[int]:
+    return list(session.scalars(select(Feed.id).order_by(Feed.id)))

@@ -1,0 +1,95 @@
+"""Reading posts for the site and the API: newest first, filtered by city, tag or feed, paged
+with an opaque cursor (stable while new posts arrive, unlike page numbers)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from services.blog.models import Post, PostCity, PostTag
+from services.blog.parser import slugify
+from shared.errors import InvalidInput, NotFound
+
+MAX_LIMIT = 100
+
+
+def list_posts(
+    session: Session,
+    city_id: int | None = None,
+    tag: str | None = None,
+    feed_id: int | None = None,
+    cursor: str | None = None,
+    limit: int = 20,
+) -> dict:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
+    query = select(Post)
+    if city_id is not None:
+        query = query.where(
+            Post.id.in_(select(PostCity.post_id).where(PostCity.city_id == city_id))
+        )
+    if tag:
+        tagged = select(PostTag.post_id).where(PostTag.slug == slugify(tag))
+        query = query.where(Post.id.in_(tagged))
+    if feed_id is not None:
+        query = query.where(Post.feed_id == feed_id)
+    if cursor:
+        published, post_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                Post.published_at < published,
+                and_(Post.published_at == published, Post.id < post_id),
+            )
+        )
+    query = query.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit + 1)
+    posts = list(session.scalars(query))
+    next_cursor = encode_cursor(posts[limit - 1]) if len(posts) > limit else None
+    return {"results": [post_summary(post) for post in posts[:limit]], "next_cursor": next_cursor}
+
+
+def get_post(session: Session, post_id: int) -> dict:
+    post = session.get(Post, post_id)
+    if post is None:
+        raise NotFound(f"no post with id {post_id}")
+    return {
+        **post_summary(post),
+        "content_html": post.content_html,
+        "updated_at": post.updated_at.isoformat() if post.updated_at else None,
+    }
+
+
+def post_summary(post: Post) -> dict:
+    return {
+        "id": post.id,
+        "title": post.title,
+        "excerpt": post.excerpt,
+        "url": post.url,
+        "image": post.image,
+        "author": post.author,
+        "published_at": post.published_at.isoformat(),
+        "reading_minutes": post.reading_minutes,
+        "tags": post.tags,
+        "city_ids": post.city_ids,
+        "feed_id": post.feed_id,
+    }
+
+
+def encode_cursor(post: Post) -> str:
+    raw = f"{post.published_at.isoformat()}|{post.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, post_id = raw.split("|")
+        published = datetime.fromisoformat(moment)
+        if published.tzinfo is None:
+            raise ValueError
+        return published, int(post_id)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidInput("the cursor is not one this API gave out") from None

@@ -1,0 +1,63 @@
+"""Feed addresses staff type, canonical links, and the key that makes one story one post."""
+
+import pytest
+
+from services.blog.links import BadFeedUrl, canonical_link, feed_url, medium_post_id, post_key
+
+
+@pytest.mark.parametrize(
+    ("typed", "fetched"),
+    [
+        ("https://medium.com/feed/sister-cities", "https://medium.com/feed/sister-cities"),
+        ("medium.com/sister-cities", "https://medium.com/feed/sister-cities"),
+        ("https://medium.com/@jinnabaalu/", "https://medium.com/feed/@jinnabaalu"),
+        ("https://medium.com/tag/cryptocurrency", "https://medium.com/feed/tag/cryptocurrency"),
+        ("https://jinnabaalu.medium.com", "https://jinnabaalu.medium.com/feed"),
+        ("https://Example.org/blog/rss.xml", "https://example.org/blog/rss.xml"),
+        ("http://example.org:8080/feed?format=atom", "http://example.org:8080/feed?format=atom"),
+    ],
+)
+def test_feed_addresses_are_what_staff_mean(typed, fetched):
+    assert feed_url(typed) == fetched
+
+
+@pytest.mark.parametrize(
+    "typed",
+    ["ftp://example.org/feed", "javascript:alert(1)", "https://user:pw@example.org/feed",
+     "https://" + "a" * 3000 + ".org"],
+)  # fmt: skip
+def test_other_addresses_are_refused(typed):
+    with pytest.raises(BadFeedUrl):
+        feed_url(typed)
+
+
+def test_canonical_links_lose_tracking_but_keep_meaningful_queries():
+    assert (
+        canonical_link("https://Jinnabaalu.medium.com/built-5a4777e371b2?source=rss-5c89------2")
+        == "https://jinnabaalu.medium.com/built-5a4777e371b2"
+    )
+    assert (
+        canonical_link("https://example.org/?p=123&utm_source=x&utm_medium=rss#comments")
+        == "https://example.org/?p=123"
+    )
+    assert canonical_link("javascript:alert(1)") is None
+
+
+def test_medium_posts_are_keyed_by_their_id_whatever_the_link():
+    guid = "https://medium.com/p/d65805bccee"  # 11 hex digits: real, see the corpus notes
+    assert medium_post_id(guid, None) == "d65805bccee"
+    keys = {
+        post_key(1, guid, "https://medium.com/@mauro/a-title-d65805bccee?source=rss-1", ""),
+        post_key(2, None, "https://mauro.medium.com/a-title-d65805bccee", ""),
+        post_key(3, None, "https://medium.com/vuetify/a-title-d65805bccee?source=rss----2", ""),
+    }
+    assert keys == {"medium:d65805bccee"}
+
+
+def test_other_keys_hold_within_their_feed():
+    assert post_key(1, "1", None, "") != post_key(2, "1", None, "")
+    assert post_key(1, None, "https://www.example.org/a?utm_source=x", "") == post_key(
+        1, None, "http://example.org/a", ""
+    )
+    assert post_key(1, None, None, "same text") == post_key(1, None, None, "same text")
+    assert len(post_key(1, "x" * 100_000, None, "")) < 400

@@ -1,0 +1,62 @@
+"""Reading posts: newest first, filters, and a cursor that pages through without gaps or
+repeats even when stories arrive in between."""
+
+from datetime import timedelta
+
+import pytest
+
+from services.blog import post_queries
+from services.blog.models import PostCity
+from services.blog.posts import PostData, store_posts
+from shared.db import session_scope
+from shared.errors import InvalidInput
+from shared.events import utcnow
+
+
+def story(n: int, published, tag: str) -> PostData:
+    return PostData(
+        key=f"k{n}", title=f"Story {n}", author=None, url=f"https://example.org/{n}",
+        image=None, excerpt="e", content_html="<p>x</p>", tags=[{"slug": tag, "name": tag}],
+        reading_minutes=1, published_at=published, updated_at=None, content_hash=str(n),
+    )  # fmt: skip
+
+
+def test_pages_filters_and_cursor(blog_sessions):
+    now = utcnow()
+    # 25 stories, two of them published at the same moment (the id breaks the tie).
+    moments = [now - timedelta(hours=n) for n in range(24)] + [now - timedelta(hours=5)]
+    with session_scope(blog_sessions) as session:
+        ids = store_posts(
+            session,
+            None,
+            [story(n, m, "even" if n % 2 == 0 else "odd") for n, m in enumerate(moments)],
+            now,
+        )
+        session.add_all(PostCity(post_id=post_id, city_id=7) for post_id in ids[:3])
+
+    seen, cursor = [], None
+    while True:
+        with blog_sessions() as session:
+            page = post_queries.list_posts(session, cursor=cursor, limit=10)
+        seen += [post["id"] for post in page["results"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        if len(seen) == 10:  # a new story arrives while the reader pages
+            with session_scope(blog_sessions) as session:
+                store_posts(session, None, [story(99, now, "odd")], now)
+    assert len(seen) == len(set(seen)) == 25  # no repeats, no gaps, the newcomer on page 1
+    with blog_sessions() as session:
+        published = [post_queries.get_post(session, post_id)["published_at"] for post_id in seen]
+        assert published == sorted(published, reverse=True)
+
+        assert len(post_queries.list_posts(session, tag="Even", limit=100)["results"]) == 13
+        assert post_queries.list_posts(session, limit=1)["results"][0]["title"] == "Story 99"
+        assert {p["id"] for p in post_queries.list_posts(session, city_id=7)["results"]} == set(
+            ids[:3]
+        )
+        assert post_queries.list_posts(session, feed_id=5)["results"] == []
+        with pytest.raises(InvalidInput):
+            post_queries.list_posts(session, cursor="bm9wZQ")
+        with pytest.raises(InvalidInput):
+            post_queries.list_posts(session, limit=0)

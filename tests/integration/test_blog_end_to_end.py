@@ -1,0 +1,143 @@
+"""The blog end to end with real workers: staff register a feed through the admin API, the blog
+worker fetches it from a local server, the directory links the story to its cities, the story is
+announced once and read through the public API. A directory that is down only delays links."""
+
+import pytest
+
+from services.gateway.cache import POLL_SECONDS
+from tests.conftest import add_test_cities, count_rows, wait_until_answers
+from tests.feed_server import FeedServer
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.integration
+
+FEED = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"
+     xmlns:content="http://purl.org/rss/1.0/modules/content/">
+<channel><title>Sister Cities News</title><link>https://medium.com/sister-cities</link>
+<item>
+  <title><![CDATA[Ruritania Falls and Zenda Springs renew their ties]]></title>
+  <link>https://medium.com/sister-cities/renewed-ties-0123456789ab?source=rss----2</link>
+  <guid isPermaLink="false">https://medium.com/p/0123456789ab</guid>
+  <category><![CDATA[twinning]]></category>
+  <dc:creator><![CDATA[Ada Writer]]></dc:creator>
+  <pubDate>Tue, 24 Nov 2026 10:00:00 GMT</pubDate>
+  <content:encoded><![CDATA[<p>Delegates from Ruritania Falls visited Zenda Springs.</p>
+  <script>alert('x')</script><img src="https://medium.com/_/stat?event=x" width="1" height="1">
+  ]]></content:encoded>
+</item>
+</channel></rss>"""
+
+
+@pytest.fixture
+def feed_server():
+    with FeedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def two_cities(clean_databases, services):
+    ids = add_test_cities(
+        clean_databases["directory"],
+        [("Ruritania Falls", "US", 40.0, -100.0, 50_000),
+         ("Zenda Springs", "CZ", 50.0, 15.0, 20_000)],
+    )  # fmt: skip
+    # The workers' search index reloads in the background: wait until it knows them.
+    wait_for(
+        lambda: services.call("directory.search_cities", "Zenda Springs")["results"],
+        what="the directory to know the test cities",
+    )
+    return sorted(ids)
+
+
+def posts(client, **query) -> list[dict]:
+    response = client.get("/api/v1/posts", query_string=query)
+    assert response.status_code == 200, response.json
+    return response.json["results"]
+
+
+def outbox_count(engines, event_type: str) -> int:
+    return count_rows(
+        engines["blog"], "SELECT count(*) FROM outbox_events WHERE event_type = :t", t=event_type
+    )
+
+
+def test_a_registered_feed_becomes_linked_announced_stories(
+    client, stack, admin_headers, clean_databases, feed_server, two_cities
+):
+    url = feed_server.serve("/feed/sister-cities", FEED, etag='"1"')
+    response = client.post("/api/v1/admin/feeds", json={"url": url}, headers=admin_headers)
+    assert response.status_code == 201, response.json
+    feed = response.json
+    assert (feed["url"], feed["status"]) == (url, "pending")
+    assert (
+        client.post("/api/v1/admin/feeds", json={"url": url}, headers=admin_headers).status_code
+        == 409
+    )
+
+    wait_for(lambda: [p["city_ids"] for p in posts(client)] == [two_cities],
+             what="the story to be stored and linked to both cities")  # fmt: skip
+    (story,) = posts(client)
+    assert story["url"] == "https://medium.com/sister-cities/renewed-ties-0123456789ab"
+    assert story["tags"] == [{"slug": "twinning", "name": "Twinning"}]
+    assert story["author"] == "Ada Writer" and story["published_at"].startswith("2026-11-24T10:00")
+
+    detail = client.get(f"/api/v1/posts/{story['id']}").json
+    assert "Delegates from Ruritania Falls" in detail["content_html"]
+    assert "<script" not in detail["content_html"] and "_/stat" not in detail["content_html"]
+    assert client.get("/api/v1/posts/999999").status_code == 404
+
+    assert [p["id"] for p in posts(client, city_id=two_cities[1])] == [story["id"]]
+    assert posts(client, city_id=two_cities[1] + 1000) == []
+    assert [p["id"] for p in posts(client, tag="Twinning")] == [story["id"]]
+
+    wait_for(lambda: count_rows(clean_databases["notifier"],
+             "SELECT count(*) FROM handled_events WHERE event_type = 'blog.post_published'") == 1,
+             what="the announcement to reach the notifier")  # fmt: skip
+    feeds = client.get("/api/v1/admin/feeds", headers=admin_headers).json["results"]
+    assert [(f["status"], f["post_count"], f["title"]) for f in feeds] == [
+        ("ok", 1, "Sister Cities News")
+    ]
+
+    # A poll on demand: answered at once, fetched in the background, answered 304, no news.
+    hits = feed_server.hits["/feed/sister-cities"]
+    response = client.post(f"/api/v1/admin/feeds/{feed['id']}/poll", headers=admin_headers)
+    assert response.status_code == 202
+    wait_for(lambda: feed_server.not_modified["/feed/sister-cities"] == 1, what="a second fetch")
+    assert feed_server.hits["/feed/sister-cities"] == hits + 1
+    assert outbox_count(clean_databases, "blog.post_published") == 1
+    assert outbox_count(clean_databases, "blog.post_updated") == 0
+
+    assert client.delete(f"/api/v1/admin/feeds/{feed['id']}", headers=admin_headers).json == {
+        "deleted": feed["id"]
+    }
+    assert client.get("/api/v1/admin/feeds", headers=admin_headers).json["results"] == []
+    assert len(posts(client)) == 1  # its stories stay
+    assert client.post("/api/v1/admin/feeds/999/poll", headers=admin_headers).status_code == 404
+
+
+def test_feeds_admin_needs_the_token_and_valid_input(client, stack, admin_headers, clean_databases):
+    assert client.get("/api/v1/admin/feeds").status_code == 401
+    bad = client.post("/api/v1/admin/feeds", json={"url": "ftp://x.org/f"}, headers=admin_headers)
+    assert bad.status_code == 400 and "http" in bad.json["error"]["message"]
+    assert client.post("/api/v1/admin/feeds", json={}, headers=admin_headers).status_code == 400
+    assert client.get("/api/v1/posts?cursor=not-a-cursor").status_code == 400
+    assert client.get("/api/v1/posts?limit=1000").status_code == 400
+
+
+def test_a_directory_that_is_down_delays_links_and_loses_nothing(
+    client, stack, services, admin_headers, clean_databases, feed_server, two_cities
+):
+    url = feed_server.serve("/feed/sister-cities", FEED)
+    stack.stop("directory")
+    try:
+        client.post("/api/v1/admin/feeds", json={"url": url}, headers=admin_headers)
+        wait_for(lambda: [p["city_ids"] for p in posts(client)] == [[]],
+                 what="the story to be stored while the directory is down")  # fmt: skip
+        assert outbox_count(clean_databases, "blog.post_published") == 0
+    finally:
+        stack.start_worker("directory")
+        wait_until_answers(services, "directory")
+    wait_for(lambda: [p["city_ids"] for p in posts(client)] == [two_cities],
+             timeout=30 + POLL_SECONDS, what="the links once the directory is back")  # fmt: skip
+    assert outbox_count(clean_databases, "blog.post_published") == 1
