@@ -8,9 +8,9 @@ import os
 import platform
 from datetime import UTC, datetime
 
-from benchmarks import bench_rpc, bench_search
+from benchmarks import bench_blog, bench_rpc, bench_search
 
-BENCHMARKS = {"rpc": bench_rpc, "search": bench_search}
+BENCHMARKS = {"rpc": bench_rpc, "search": bench_search, "blog": bench_blog}
 
 
 def main() -> None:

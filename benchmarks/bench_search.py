@@ -16,24 +16,23 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from benchmarks.loadgen import closed_loop
 from benchmarks.processes import (
     free_port,
+    fresh_postgres,
     running_processes,
     serve,
     serve_stock_celery,
     start_redis,
     wait_http_ok,
 )
+from benchmarks.report import Row, table  # noqa: F401 - table is this module's printer
 from services.directory.cities_import import import_cities
 from services.directory.names import is_latin, normalize
 from services.directory.partnerships_import import import_partnerships
@@ -46,14 +45,6 @@ TWIN_CITIES = ROOT.parent / "shared" / "data" / "twin_cities.csv"
 MIGRATIONS = ROOT / "services" / "directory" / "migrations"
 QUERIES = 1000
 CONNECTIONS = 16
-
-
-@dataclass
-class Row:
-    name: str
-    value: str
-    baseline: str = ""
-    ratio: str = ""
 
 
 def make_queries(index: SearchIndex, count: int = QUERIES, seed: int = 42) -> list[tuple[str, int]]:
@@ -158,26 +149,6 @@ def percentiles(latencies: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
 
 
-def _fresh_postgres() -> tuple[str, callable] | None:
-    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    url = make_url(admin).set(drivername="postgresql+psycopg")
-    name = f"sc_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        engine = create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        print(f"(PostgreSQL skipped: {error.__class__.__name__})", file=sys.stderr)
-        return None
-
-    def drop() -> None:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-    return url.set(database=name).render_as_string(hide_password=False), drop
-
-
 def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: float) -> dict:
     paths = ["/api/v1/cities?" + urlencode({"q": q}) for q, _ in queries]
     hot = paths[:100]
@@ -273,7 +244,7 @@ def measure(seconds: float = 10.0) -> list[Row]:
         )
         sqlite_answers = [search(sqlite_index, q)["results"] for q, _ in queries[:200]]
 
-        postgres = _fresh_postgres()
+        postgres = fresh_postgres()
         database_url = sqlite_url
         if postgres is not None:
             postgres_url, drop = postgres
@@ -334,9 +305,3 @@ def measure(seconds: float = 10.0) -> list[Row]:
         )
         rows.append(Row("directory worker RSS after warm-up", f"{gateway['worker_rss_mb']:.0f} MB"))
     return rows
-
-
-def table(rows: list[Row]) -> str:
-    lines = ["| measure | value | baseline (same run) | ratio |", "|---|---|---|---|"]
-    lines += [f"| {row.name} | {row.value} | {row.baseline} | {row.ratio} |" for row in rows]
-    return "\n".join(lines)

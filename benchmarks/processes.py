@@ -10,11 +10,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import redis
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 
 def free_port() -> int:
@@ -152,3 +155,25 @@ def wait(check, what: str, timeout: float = 30.0) -> None:
 
 def wait_http_ok(url: str, what: str, timeout: float = 30.0) -> None:
     wait(lambda: requests.get(url, timeout=3).status_code == 200, what, timeout)
+
+
+def fresh_postgres() -> tuple[str, callable] | None:
+    """A new PostgreSQL database (BENCH_DATABASE_URL's server) and a function that drops it;
+    None when there is no server to ask."""
+    admin = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    url = make_url(admin).set(drivername="postgresql+psycopg")
+    name = f"sc_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        print(f"(PostgreSQL skipped: {error.__class__.__name__})", file=sys.stderr)
+        return None
+
+    def drop() -> None:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+    return url.set(database=name).render_as_string(hide_password=False), drop

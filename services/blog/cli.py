@@ -89,7 +89,10 @@ def poll_command(threads: int) -> None:
 
     def poll(feed_id: int):
         return poll_feed(
-            runtime.sessions, feed_id, allow_private=runtime.settings.allow_private_feeds
+            runtime.sessions,
+            feed_id,
+            allow_private=runtime.settings.allow_private_feeds,
+            read_sessions=runtime.read_sessions,
         )
 
     with ThreadPoolExecutor(threads) as pool:

@@ -47,14 +47,18 @@ def poll_feed(
     *,
     allow_private: bool,
     now: datetime | None = None,
+    read_sessions: sessionmaker[Session] | None = None,
     **fetch_options,
 ) -> PollResult:
+    """``read_sessions``, when given, serve the opening read (on SQLite they take no lock)."""
     now = now or utcnow()
-    with session_scope(sessions) as session:
-        feed = session.get(Feed, feed_id)
-        if feed is None:
-            return PollResult(feed_id, "gone")
-        url, etag, last_modified = feed.url, feed.etag, feed.last_modified
+    with (read_sessions or sessions)() as session:
+        found = session.execute(
+            select(Feed.url, Feed.etag, Feed.last_modified).where(Feed.id == feed_id)
+        ).first()
+    if found is None:
+        return PollResult(feed_id, "gone")
+    url, etag, last_modified = found
     timings: dict[str, float] = {}
     started = time.perf_counter()
     status = None

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.blog.links import canonical_link, post_key
@@ -70,40 +70,62 @@ def post_from_entry(feed_id: int, feed_url: str, entry: ParsedEntry, now: dateti
 
 def store_posts(session: Session, feed_id: int, posts: list[PostData], now: datetime) -> list[int]:
     """Insert new posts and update changed ones; return the ids of both (they need their city
-    links worked out, then announcing). Running it again with the same posts changes nothing."""
+    links worked out, then announcing). Running it again with the same posts changes nothing.
+
+    Statements go in bulk (one INSERT for every new post of a feed): a poll stores ten posts at
+    a time, and object-by-object flushing cost more than parsing them."""
     unique = {post.key: post for post in reversed(posts)}  # the first of duplicates wins
     if not unique:
         return []
-    existing = {
-        post.key: post for post in session.scalars(select(Post).where(Post.key.in_(unique)))
+    known = {
+        key: (post_id, content_hash)
+        for key, post_id, content_hash in session.execute(
+            select(Post.key, Post.id, Post.content_hash).where(Post.key.in_(unique))
+        )
     }
-    changed: list[Post] = []
-    for key, data in unique.items():
-        post = existing.get(key)
-        if post is None:
-            post = Post(key=key, feed_id=feed_id, first_seen_at=now, city_ids=[])
-            session.add(post)
-        elif post.content_hash == data.content_hash:
-            continue
-        _fill(post, data, now)
-        changed.append(post)
-    session.flush()
-    for post in changed:
-        session.execute(delete(PostTag).where(PostTag.post_id == post.id))
-        session.add_all(PostTag(post_id=post.id, slug=tag["slug"]) for tag in post.tags)
-    return [post.id for post in changed]
+    new = [
+        {**_columns(data, now), "key": key, "feed_id": feed_id, "first_seen_at": now,
+         "city_ids": [], "announced": False}
+        for key, data in unique.items()
+        if key not in known
+    ]  # fmt: skip
+    edited = {
+        known[key][0]: data
+        for key, data in unique.items()
+        if key in known and known[key][1] != data.content_hash
+    }
+    ids: list[int] = []
+    if new:
+        returning = insert(Post).returning(Post.id, sort_by_parameter_order=True)
+        ids += session.scalars(returning, new).all()
+    for post_id, data in edited.items():
+        session.execute(update(Post).where(Post.id == post_id).values(**_columns(data, now)))
+    if edited:
+        session.execute(delete(PostTag).where(PostTag.post_id.in_(list(edited))))
+        ids += list(edited)
+    tag_lists = [row["tags"] for row in new] + [data.tags for data in edited.values()]
+    tags = [
+        {"post_id": post_id, "slug": tag["slug"]}
+        for post_id, post_tags in zip(ids, tag_lists, strict=True)
+        for tag in post_tags
+    ]
+    if tags:
+        session.execute(insert(PostTag), tags)
+    return ids
 
 
-def _fill(post: Post, data: PostData, now: datetime) -> None:
-    post.title = data.title
-    post.author = data.author
-    post.url = data.url
-    post.image = data.image
-    post.excerpt = data.excerpt
-    post.content_html = data.content_html
-    post.tags = data.tags
-    post.reading_minutes = data.reading_minutes
-    post.published_at = data.published_at
-    post.updated_at = data.updated_at
-    post.content_hash = data.content_hash
-    post.changed_at = now
+def _columns(data: PostData, now: datetime) -> dict:
+    return {
+        "title": data.title,
+        "author": data.author,
+        "url": data.url,
+        "image": data.image,
+        "excerpt": data.excerpt,
+        "content_html": data.content_html,
+        "tags": data.tags,
+        "reading_minutes": data.reading_minutes,
+        "published_at": data.published_at,
+        "updated_at": data.updated_at,
+        "content_hash": data.content_hash,
+        "changed_at": now,
+    }

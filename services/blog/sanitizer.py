@@ -32,6 +32,7 @@ DROPPED_WITH_CONTENT = frozenset({"script", "style", "template", "noscript", "ti
 MAX_HTML_CHARS = 2_000_000
 EXCERPT_WORDS = 60
 EXCERPT_MAX_CHARS = 420
+EXCERPT_HTML_CHARS = 6000
 WORDS_PER_MINUTE = 265
 
 _IFRAME = re.compile(r"<iframe\b([^>]*)>(?:.*?</iframe\s*>)?", re.IGNORECASE | re.DOTALL)
@@ -60,10 +61,18 @@ def clean_content(raw_html: str, base_url: str | None = None) -> CleanContent:
     safe = sanitize(raw_html, base_url)
     images = _image_sources(safe)
     text = plain_text(safe)
+    # The excerpt needs only the first words: read the opening of the HTML, cut after a tag.
+    opening = (
+        safe
+        if len(safe) <= EXCERPT_HTML_CHARS
+        else safe[: safe.rfind(">", 0, EXCERPT_HTML_CHARS) + 1]
+    )
     return CleanContent(
         html=safe,
         text=text,
-        excerpt=excerpt(plain_text(safe, captions=False, footer=False)),
+        excerpt=excerpt(
+            plain_text(opening, captions=False, footer=False), more=len(opening) < len(safe)
+        ),
         image=images[0] if images else None,
         reading_minutes=reading_minutes(text, len(images)),
     )
@@ -155,13 +164,16 @@ def plain_text(safe_html: str, captions: bool = True, footer: bool = True) -> st
     return text
 
 
-def excerpt(text: str, words: int = EXCERPT_WORDS, max_chars: int = EXCERPT_MAX_CHARS) -> str:
-    """About ``words`` words, cut at a word boundary, ending with "…" when cut."""
+def excerpt(
+    text: str, words: int = EXCERPT_WORDS, max_chars: int = EXCERPT_MAX_CHARS, more: bool = False
+) -> str:
+    """About ``words`` words, cut at a word boundary, ending with "…" when cut (or when
+    ``more`` says the text goes on)."""
     parts = text.split()
     cut = " ".join(parts[:words])
     if len(cut) > max_chars:
         cut = cut[:max_chars].rsplit(" ", 1)[0] if " " in cut[:max_chars] else cut[:max_chars]
-    if len(parts) <= words and cut == " ".join(parts):
+    if len(parts) <= words and cut == " ".join(parts) and not more:
         return cut
     return cut.rstrip(".,;:!?-\u2013\u2014 ") + "…"
 

@@ -46,7 +46,10 @@ def request_poll(feed_id: int) -> dict:
 @app.task(name=FETCH_TASK, shared=False)
 def fetch_feed(feed_id: int) -> dict:
     result = polling.poll_feed(
-        runtime.sessions, feed_id, allow_private=runtime.settings.allow_private_feeds
+        runtime.sessions,
+        feed_id,
+        allow_private=runtime.settings.allow_private_feeds,
+        read_sessions=runtime.read_sessions,
     )
     if result.changed_post_ids:
         request_city_links(result.changed_post_ids)

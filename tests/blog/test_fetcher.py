@@ -1,9 +1,11 @@
 """Fetching feeds from a real local HTTP server: conditional GET, and every hostile server
 bounded in time and size with a clear error."""
 
+import functools
 import gzip
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -144,3 +146,89 @@ def test_a_busy_server_says_when_to_come_back(server):
         429,
         120.0,
     )
+
+
+def _endless(handler):
+    """A chunked body that never ends."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/rss+xml")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    chunk = b"<item>" + b"x" * 65536 + b"</item>"
+    try:
+        while True:
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    except OSError:
+        pass
+
+
+def _fifty_mib(handler):
+    size = 50 * 1024 * 1024
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(size))
+    handler.end_headers()
+    block = b"y" * (1024 * 1024)
+    try:
+        for _ in range(50):
+            handler.wfile.write(block)
+    except OSError:
+        pass
+
+
+@functools.cache
+def _bomb() -> bytes:
+    """200 MiB of zeros as about 200 KB of gzip, built without holding 200 MiB."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    block = bytes(1024 * 1024)
+    return b"".join(packer.compress(block) for _ in range(200)) + packer.flush()
+
+
+def _gzip_bomb(handler):
+    body = _bomb()
+    handler.send_response(200)
+    handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _challenge(handler):
+    body = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>"
+    handler.send_response(403)
+    handler.send_header("Content-Type", "text/html")
+    handler.send_header("cf-mitigated", "challenge")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.mark.parametrize("answer", [_endless, _fifty_mib, _gzip_bomb])
+def test_endless_huge_and_compressed_bodies_are_bounded_in_time_and_memory(answer):
+    import tracemalloc
+
+    from tests.feed_server import FeedServer
+
+    _bomb()  # built before memory is watched
+    with FeedServer() as feeds:
+        url = feeds.serve("/feed", custom=answer)
+        tracemalloc.start()
+        started = time.monotonic()
+        with pytest.raises(FetchError) as caught:
+            fetch(url, allow_private=True)
+        elapsed = time.monotonic() - started
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert caught.value.code == "too_large"
+    assert peak < 40 * 1024 * 1024, peak  # the 10 MiB cap, and not much more
+    assert elapsed < 30
+
+
+def test_a_bot_challenge_is_named_as_such():
+    from tests.feed_server import FeedServer
+
+    with FeedServer() as feeds:
+        url = feeds.serve("/feed", custom=_challenge)
+        with pytest.raises(FetchError) as caught:
+            fetch(url, allow_private=True)
+    assert (caught.value.code, caught.value.status) == ("challenge", 403)
+    assert "Cloudflare" in caught.value.message
