@@ -191,11 +191,11 @@ class ServiceSettings(CommonSettings):
         database_url = env.database_url(
             f"{service.upper()}_DATABASE_URL", sqlite_url(common["data_dir"], service)
         )
-        values = {**common, **cls.read_own(env)}
+        values = {**common, **cls.read_own(env, common)}
         env.done()
         return cls(service=service, database_url=database_url, **values)
 
     @classmethod
-    def read_own(cls, env: EnvReader) -> dict[str, Any]:
+    def read_own(cls, env: EnvReader, common: dict[str, Any]) -> dict[str, Any]:
         """A service's own settings (and overrides of common ones); subclasses add theirs."""
         return {}

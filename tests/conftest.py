@@ -20,6 +20,7 @@ from shared.routing import SERVICES
 from shared.rpc import ServiceClient
 from shared.settings import CommonSettings, EnvReader
 from tests.backends import database_backends, redis_backend
+from tests.mail_sink import MailSink
 from tests.stack import Stack, wait_for
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -54,7 +55,15 @@ def backends(request, tmp_path_factory) -> Iterator[Backends]:
 
 
 @pytest.fixture(scope="session")
-def stack_env(backends, tmp_path_factory) -> dict[str, str]:
+def mail_sink() -> Iterator[MailSink]:
+    """The SMTP server the stack's notifier sends to, for the whole session."""
+    sink = MailSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
     data_dir = tmp_path_factory.mktemp("data")
     env = dict(os.environ)
     env.update(
@@ -69,6 +78,9 @@ def stack_env(backends, tmp_path_factory) -> dict[str, str]:
         ADMIN_TOKEN=ADMIN_TOKEN,
         # The tests' feed server is on 127.0.0.1.
         BLOG_ALLOW_PRIVATE_FEEDS="1",
+        SMTP_URL=mail_sink.url,
+        SECRET_KEY="test-secret-key-for-signed-links",
+        PUBLIC_BASE_URL="http://sistercities.test",
         PYTHONUNBUFFERED="1",
     )
     for service, url in backends.database_urls.items():

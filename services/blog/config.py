@@ -16,7 +16,7 @@ class BlogSettings(ServiceSettings):
     allow_private_feeds: bool = False
 
     @classmethod
-    def read_own(cls, env: EnvReader) -> dict[str, Any]:
+    def read_own(cls, env: EnvReader, common: dict[str, Any]) -> dict[str, Any]:
         own: dict[str, Any] = {"allow_private_feeds": env.bool("BLOG_ALLOW_PRIVATE_FEEDS", False)}
         if env.str("WORKER_CONCURRENCY") is None:
             # Fetching is mostly waiting on other hosts: more threads than cores pay here.

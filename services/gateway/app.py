@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from apiflask import APIFlask
 
-from services.gateway import admin_feeds, admin_partnerships, cities, health, posts
+from services.gateway import (
+    admin_digests,
+    admin_feeds,
+    admin_partnerships,
+    cities,
+    health,
+    posts,
+    subscriptions,
+)
 from services.gateway.clients import GatewayClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import install_error_handlers
@@ -43,4 +51,6 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     app.register_blueprint(posts.bp)
     app.register_blueprint(admin_partnerships.bp)
     app.register_blueprint(admin_feeds.bp)
+    app.register_blueprint(subscriptions.bp)
+    app.register_blueprint(admin_digests.bp)
     return app

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from services.notifier.models import SisterLink
+from services.notifier.models import SisterLink, Story, StoryCity
+from shared.events import utcnow
 
 
 def on_partnership_changed(session: Session, payload: dict[str, Any], _envelope: dict) -> None:
@@ -27,4 +29,26 @@ def on_partnership_changed(session: Session, payload: dict[str, Any], _envelope:
         )
 
 
-HANDLERS = {"directory.partnership_changed": on_partnership_changed}
+def on_post_announced(session: Session, payload: dict[str, Any], _envelope: dict) -> None:
+    """``blog.post_published`` and ``blog.post_updated``: the notifier's copy of the story.
+    An update keeps the time it was first received (it is not news again)."""
+    story = session.get(Story, payload["id"])
+    if story is None:
+        story = Story(post_id=payload["id"], received_at=utcnow())
+        session.add(story)
+    story.title = payload["title"][:1000]
+    story.excerpt = payload["excerpt"]
+    story.url = payload["url"]
+    story.image = payload.get("image")
+    story.published_at = datetime.fromisoformat(payload["published_at"])
+    story.city_ids = sorted(set(payload.get("city_ids") or []))
+    session.flush()
+    session.execute(delete(StoryCity).where(StoryCity.post_id == story.post_id))
+    session.add_all(StoryCity(post_id=story.post_id, city_id=city) for city in story.city_ids)
+
+
+HANDLERS = {
+    "directory.partnership_changed": on_partnership_changed,
+    "blog.post_published": on_post_announced,
+    "blog.post_updated": on_post_announced,
+}

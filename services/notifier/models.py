@@ -1,10 +1,14 @@
-"""The notifier's tables, including its own copy of the facts it needs from other services."""
+"""The notifier's tables: subscribers, the delivery ledger, and its own copy of the facts it
+needs from other services (stories, partnerships), kept current by their events."""
 
 from __future__ import annotations
 
-from sqlalchemy import Index, Integer, String
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.db import UTCDateTime
 from shared.events import event_tables
 
 
@@ -13,6 +17,9 @@ class Base(DeclarativeBase):
 
 
 outbox_events, handled_events = event_tables(Base.metadata)
+
+FREQUENCIES = ("daily", "weekly")
+SUBSCRIBER_STATUSES = ("pending", "confirmed", "unsubscribed", "bounced")
 
 
 class SisterLink(Base):
@@ -28,3 +35,78 @@ class SisterLink(Base):
     city_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sister_city_id: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
+
+
+class Subscriber(Base):
+    """An address and what it wants. Only what is needed is kept: no IP addresses, no names."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (Index("ix_subscribers_due", "status", "frequency"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    frequency: Mapped[str] = mapped_column(String(10), default="weekly")
+    # Weekly digests go out on the weekday the subscriber confirmed (0 = Monday).
+    weekday: Mapped[int] = mapped_column(Integer, default=0)
+    city_ids: Mapped[list] = mapped_column(JSON, default=list)  # empty: all the news
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    soft_failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Story(Base):
+    """A post as the blog announced it (``blog.post_published`` / ``post_updated``)."""
+
+    __tablename__ = "stories"
+    __table_args__ = (Index("ix_stories_received", "received_at"),)
+
+    post_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(1000))
+    excerpt: Mapped[str] = mapped_column(Text)
+    url: Mapped[str] = mapped_column(String(2000))
+    image: Mapped[str | None] = mapped_column(String(2000))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the notifier learned of it: digests take what arrived since the last one, so a
+    # story announced late (its links were delayed) is not skipped.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    city_ids: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class StoryCity(Base):
+    __tablename__ = "story_cities"
+    __table_args__ = (Index("ix_story_cities_city", "city_id", "post_id"),)
+
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("stories.post_id", ondelete="CASCADE"), primary_key=True
+    )
+    city_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class Delivery(Base):
+    """The ledger: one row per subscriber and period, written before the message is sent and
+    finished after, so no digest goes out twice and none is forgotten."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "period", name="uq_deliveries_subscriber_period"),
+        Index("ix_deliveries_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    period: Mapped[str] = mapped_column(String(20))  # daily:2026-11-28, weekly:2026-W48
+    # claimed -> committing (the message's last line not yet sent) -> sent; empty (no news);
+    # failed (permanent); claimed again after a temporary failure.
+    status: Mapped[str] = mapped_column(String(12), default="claimed")
+    message_id: Mapped[str] = mapped_column(String(200))
+    stories: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,5 +1,8 @@
 """The notifier's periodic jobs, run by the one beat process."""
 
 PERIODIC_TASKS = {
+    # Who is due is worked out from the ledger: running it often costs little and sends
+    # nothing twice.
+    "notifier.schedule_digests": {"task": "notifier.schedule_digests", "schedule": 300.0},
     "notifier.purge_events": {"task": "notifier.purge_events", "schedule": 3600.0},
 }

@@ -7,5 +7,7 @@ from services.notifier.event_handlers import HANDLERS
 from services.notifier.models import Base
 from shared.runtime import ServiceRuntime
 
-runtime = ServiceRuntime(load_settings(), Base.metadata, include=[], event_handlers=HANDLERS)
+runtime = ServiceRuntime(
+    load_settings(), Base.metadata, include=["services.notifier.tasks"], event_handlers=HANDLERS
+)
 app = runtime.celery

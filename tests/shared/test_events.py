@@ -79,6 +79,6 @@ def test_a_failing_handler_leaves_no_trace_so_the_retry_can_handle_it(clean_data
 
 def test_an_event_nobody_handles_is_recorded_and_ignored(clean_databases):
     sessions = make_session_factory(clean_databases["notifier"])
-    event = dict(_partnership_event(), type="blog.post_published")
+    event = dict(_partnership_event(), type="directory.cities_changed")
     assert handle_event_once(sessions, NotifierBase.metadata, event, HANDLERS) == "ignored"
     assert handle_event_once(sessions, NotifierBase.metadata, event, HANDLERS) == "duplicate"

@@ -1,0 +1,69 @@
+"""Admin API: digests previewed and sent now, and subscriber counts, through the notifier."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Dict, Integer, String
+from apiflask.validators import Length, OneOf
+
+from services.gateway.admin_auth import admin_auth
+from services.gateway.clients import service_client
+
+bp = APIBlueprint("admin_digests", __name__, tag="Admin", url_prefix="/api/v1/admin")
+
+
+class PreviewQuery(Schema):
+    email = String(required=True, validate=Length(min=3, max=254))
+
+
+class PreviewOut(Schema):
+    email = String(required=True)
+    status = String(required=True)
+    stories = Integer(required=True)
+    subject = String(required=True)
+    message = String(required=True, metadata={"description": "The whole MIME message"})
+
+
+class SendIn(Schema):
+    frequency = String(required=True, validate=OneOf(("weekly", "daily")))
+
+
+class SendOut(Schema):
+    status = String(required=True)
+    frequency = String(required=True)
+
+
+class StatsOut(Schema):
+    total = Integer(required=True)
+    by_status = Dict(keys=String(), values=Integer(), required=True)
+    confirmed_by_frequency = Dict(keys=String(), values=Integer(), required=True)
+    deliveries = Dict(keys=String(), values=Integer(), required=True)
+    last_digest_sent_at = String(allow_none=True, metadata={"format": "date-time"})
+
+
+@bp.get("/digests/preview")
+@bp.auth_required(admin_auth)
+@bp.input(PreviewQuery, location="query", arg_name="query")
+@bp.output(PreviewOut)
+@bp.doc(summary="The digest a subscriber would get now, rendered, not sent",
+        responses=[400, 404, 503])  # fmt: skip
+def preview(query: dict):
+    return service_client().call("notifier.preview_digest", query["email"])
+
+
+@bp.post("/digests/send")
+@bp.auth_required(admin_auth)
+@bp.input(SendIn, arg_name="body")
+@bp.output(SendOut, status_code=202)
+@bp.doc(summary="Send this frequency's digests now (still one per subscriber and period)",
+        responses=[400, 503])  # fmt: skip
+def send(body: dict):
+    return service_client().call("notifier.request_digests", body["frequency"])
+
+
+@bp.get("/subscribers/stats")
+@bp.auth_required(admin_auth)
+@bp.output(StatsOut)
+@bp.doc(summary="Subscribers by status and frequency; deliveries by status", responses=[503])
+def stats():
+    return service_client().call("notifier.subscriber_stats")

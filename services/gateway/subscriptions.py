@@ -1,0 +1,129 @@
+"""Subscriptions: the JSON route to subscribe, and the plain pages mail links lead to
+(confirm, one-click unsubscribe, preferences). The notifier checks every token."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint, Schema
+from apiflask.fields import Integer, List, String
+from apiflask.validators import Length, OneOf, Range
+from flask import render_template, request
+
+from services.gateway.clients import service_client
+from shared.errors import ServiceError
+
+bp = APIBlueprint("subscriptions", __name__, tag="Subscriptions")
+
+FREQUENCIES = ("weekly", "daily")
+PAGE = {200: "An HTML page", 400: "The link is not valid (an HTML page saying so)"}
+
+
+class SubscriptionIn(Schema):
+    email = String(
+        required=True, validate=Length(min=3, max=254), metadata={"example": "ada@example.org"}
+    )
+    frequency = String(load_default="weekly", validate=OneOf(FREQUENCIES))
+    city_ids = List(
+        Integer(strict=True, validate=Range(min=1, max=2**31 - 1)),
+        load_default=list,
+        validate=Length(max=50),
+        metadata={"description": "Cities to follow (and their sisters); empty for all the news"},
+    )
+
+
+class SubscriptionOut(Schema):
+    status = String(required=True, metadata={"description": "Always pending: check your inbox"})
+
+
+@bp.post("/api/v1/subscriptions")
+@bp.input(SubscriptionIn, arg_name="body")
+@bp.output(SubscriptionOut, status_code=202)
+@bp.doc(summary="Subscribe to the digest (a confirmation mail follows)", responses=[400, 503])
+def subscribe(body: dict):
+    return service_client().call(
+        "notifier.create_subscription", body["email"], body["frequency"], body["city_ids"]
+    )
+
+
+def _page(template: str, status: int = 200, **context):
+    return render_template(f"subscriptions/{template}.html", **context), status
+
+
+def _link_error(error: ServiceError):
+    if error.status >= 500:
+        raise error
+    return _page("message", error.status, heading="This link does not work", text=error.message)
+
+
+@bp.get("/subscriptions/confirm/<token>")
+@bp.doc(summary="Page: confirm a subscription (the mailed link)", tags=["Pages"], responses=PAGE)
+def confirm(token: str):
+    try:
+        subscriber = service_client().call("notifier.confirm_subscription", token)
+    except ServiceError as error:
+        return _link_error(error)
+    return _page(
+        "message",
+        heading="Subscription confirmed",
+        text=f"Digests will go to {subscriber['email']}, {subscriber['frequency']}.",
+        preferences_url=f"/preferences/{subscriber['preferences_token']}",
+    )
+
+
+@bp.get("/unsubscribe/<token>")
+@bp.doc(summary="Page: asks before unsubscribing", tags=["Pages"], responses=PAGE)
+def unsubscribe_page(token: str):
+    try:
+        subscriber = service_client().call("notifier.check_unsubscribe_link", token)
+    except ServiceError as error:
+        return _link_error(error)
+    return _page("unsubscribe", email=subscriber["email"])
+
+
+@bp.post("/unsubscribe/<token>")
+@bp.doc(summary="One-click unsubscribe (RFC 8058)", tags=["Pages"], responses=PAGE)
+def unsubscribe(token: str):
+    """RFC 8058 one-click: mail clients POST ``List-Unsubscribe=One-Click`` here, with no
+    session and no CSRF token; the signed token is the authority."""
+    try:
+        subscriber = service_client().call("notifier.cancel_subscription", token)
+    except ServiceError as error:
+        return _link_error(error)
+    return _page(
+        "message",
+        heading="Unsubscribed",
+        text=f"No more digests will go to {subscriber['email']}.",
+    )
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+@bp.doc(summary="Page: frequency and followed cities", tags=["Pages"], responses=PAGE)
+def preferences(token: str):
+    try:
+        if request.method == "POST":
+            subscriber = service_client().call(
+                "notifier.update_preferences",
+                token,
+                request.form.get("frequency", ""),
+                _city_ids(request.form.get("city_ids", "")),
+            )
+        else:
+            subscriber = service_client().call("notifier.get_preferences", token)
+    except ServiceError as error:
+        return _link_error(error)
+    return _page(
+        "preferences",
+        saved=request.method == "POST",
+        email=subscriber["email"],
+        subscription_status=subscriber["status"],
+        frequency=subscriber["frequency"],
+        city_ids=subscriber["city_ids"],
+        unsubscribe_url=f"/unsubscribe/{subscriber['unsubscribe_token']}",
+    )
+
+
+def _city_ids(text: str) -> list[int] | str:
+    """Ids from the form; anything else goes to the notifier as it is, to be refused there."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if all(part.isdigit() and len(part) < 11 for part in parts):
+        return [int(part) for part in parts]
+    return text

@@ -1,0 +1,295 @@
+"""Sending digests exactly once per subscriber and period.
+
+The ledger (``Delivery``) has one row per (subscriber, period), claimed before anything is
+sent. A message is marked sent in the database just before its last line (the lone ".") goes
+to the SMTP server: the server accepts a message only on that line, and drops it if the
+connection dies first. So:
+
+- a worker killed before the mark: the row is still "claimed", the server dropped the half
+  message, and the retry sends it: nothing lost, nothing twice;
+- a worker killed after the mark: the row says "sent" and the message goes out with the "."
+  the kernel already holds or is about to get. The one window left is between the commit
+  returning and the "." being written (a few microseconds of Python): a kill there loses that
+  one message, and never sends anything twice;
+- two workers holding the same row (a redelivered task): only one mark succeeds (it is
+  conditional on "claimed"); the other abandons its message mid-DATA.
+
+Message-IDs are deterministic per (subscriber, period).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.notifier import digests, mail
+from services.notifier.models import Delivery, Subscriber
+from services.notifier.tokens import Tokens
+from shared.db import session_scope
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+SOFT_FAILURE_LIMIT = 5
+STALE_CLAIM = timedelta(minutes=30)
+UNSUBSCRIBE_MARK = "%%unsubscribe_url%%"
+PREFERENCES_MARK = "%%preferences_url%%"
+
+
+class AlreadyTaken(Exception):
+    """Another worker marked this delivery first."""
+
+
+@dataclass
+class MailSettings:
+    sender: str
+    public_base_url: str
+    tokens: Tokens
+
+    @property
+    def domain(self) -> str:
+        return mail.envelope_address(self.sender).rsplit("@", 1)[-1]
+
+
+@dataclass
+class BatchOutcome:
+    sent: int = 0
+    empty: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retry: list[int] = field(default_factory=list)  # deliveries to try again later
+
+
+def message_id(subscriber_id: int, period: str, domain: str) -> str:
+    return f"<digest.{period.replace(':', '.')}.{subscriber_id}@{domain}>"
+
+
+def claim(
+    session: Session, subscriber_ids: list[int], period: str, now: datetime, domain: str
+) -> list[int]:
+    """Ledger rows for these subscribers in this period (existing rows are left as they are);
+    returns the ids of the rows still to be sent."""
+    if subscriber_ids:
+        rows = [
+            {"subscriber_id": subscriber_id, "period": period, "status": "claimed",
+             "message_id": message_id(subscriber_id, period, domain), "stories": 0,
+             "attempts": 0, "created_at": now}
+            for subscriber_id in subscriber_ids
+        ]  # fmt: skip
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(dialect.insert(Delivery).on_conflict_do_nothing(), rows)
+    return list(
+        session.scalars(
+            select(Delivery.id)
+            .where(Delivery.period == period, Delivery.status == "claimed")
+            .where(Delivery.subscriber_id.in_(subscriber_ids))
+            .order_by(Delivery.id)
+        )
+    )
+
+
+def stale_claims(session: Session, now: datetime) -> list[int]:
+    """Claimed rows no task finished: their task was lost or gave up retrying."""
+    query = select(Delivery.id).where(
+        Delivery.status == "claimed", Delivery.created_at < now - STALE_CLAIM
+    )
+    return list(session.scalars(query.order_by(Delivery.id)))
+
+
+def send_batch(
+    sessions: sessionmaker[Session],
+    sender: mail.SmtpSender,
+    delivery_ids: list[int],
+    settings: MailSettings,
+    now: datetime,
+    pace=None,
+) -> BatchOutcome:
+    """Send the digests of these ledger rows. A server that cannot be reached stops the batch
+    (the rest stay claimed for the retry); one address's failure never does."""
+    outcome = BatchOutcome()
+    with sessions() as session:
+        rows = session.execute(
+            select(Delivery, Subscriber)
+            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == "claimed")
+            .order_by(Delivery.id)
+        ).all()
+        if not rows:
+            return outcome
+        followed = {city for _d, subscriber in rows for city in subscriber.city_ids}
+        since = min(digests.since_of(subscriber) for _d, subscriber in rows)
+        pool = digests.StoryPool(session, since, now, followed)
+        session.expunge_all()
+    rendered_cache: dict[tuple, mail.Rendered] = {}
+    for delivery, subscriber in rows:
+        if subscriber.status != "confirmed":
+            _finish(sessions, delivery.id, "skipped")
+            outcome.skipped += 1
+            continue
+        digest = pool.digest_for(subscriber.city_ids, digests.since_of(subscriber))
+        if digest.count == 0:
+            _finish(sessions, delivery.id, "empty", subscriber_id=subscriber.id, cut=now)
+            outcome.empty += 1
+            continue
+        key = (tuple(story.post_id for story in digest.stories), digest.more,
+               bool(subscriber.city_ids), subscriber.frequency)  # fmt: skip
+        if key not in rendered_cache:
+            rendered_cache[key] = render_digest(digest, subscriber, settings)
+        data = personalize(rendered_cache[key], subscriber, delivery, settings)
+        if pace is not None:
+            pace()
+        try:
+            sender.send(
+                mail.envelope_address(settings.sender),
+                subscriber.email,
+                data,
+                before_last_line=lambda d=delivery, s=subscriber, n=digest.count: _mark_sent(
+                    sessions, d.id, s.id, n, now
+                ),
+            )
+            outcome.sent += 1
+        except AlreadyTaken:
+            outcome.skipped += 1
+        except mail.PermanentFailure as error:
+            _failed(sessions, delivery.id, subscriber.id, str(error), permanent=True)
+            outcome.failed += 1
+        except mail.TemporaryFailure as error:
+            _failed(sessions, delivery.id, subscriber.id, str(error), permanent=False)
+            outcome.retry.append(delivery.id)
+            if sender_is_down(error):
+                outcome.retry += [d.id for d, _s in rows if d.id > delivery.id]
+                break
+    return outcome
+
+
+def sender_is_down(error: mail.TemporaryFailure) -> bool:
+    text = str(error)
+    return "cannot be reached" in text or "connection" in text
+
+
+def render_digest(digest: digests.Digest, subscriber: Subscriber, settings: MailSettings):
+    return mail.render(
+        "digest",
+        stories=digest.stories,
+        more=digest.more,
+        count=digest.count,
+        following=bool(subscriber.city_ids),
+        frequency=subscriber.frequency,
+        site_url=settings.public_base_url,
+        unsubscribe_url=UNSUBSCRIBE_MARK,
+        preferences_url=PREFERENCES_MARK,
+    )
+
+
+def personalize(
+    rendered: mail.Rendered, subscriber: Subscriber, delivery: Delivery, settings: MailSettings
+) -> bytes:
+    """The digest rendered once for everyone who gets the same stories, with this
+    subscriber's own links put in."""
+
+    def link(purpose: str) -> str:
+        token = settings.tokens.make(purpose, subscriber.id, subscriber.email)
+        return f"{settings.public_base_url}/{purpose}/{token}"
+
+    unsubscribe, preferences = link("unsubscribe"), link("preferences")
+
+    def fill(text: str) -> str:
+        return text.replace(UNSUBSCRIBE_MARK, unsubscribe).replace(PREFERENCES_MARK, preferences)
+
+    return mail.build_message(
+        sender=settings.sender,
+        recipient=subscriber.email,
+        rendered=mail.Rendered(rendered.subject, fill(rendered.text), fill(rendered.html)),
+        message_id=delivery.message_id,
+        unsubscribe_url=unsubscribe,
+        unsubscribe_mailto=f"mailto:unsubscribe@{settings.domain}?subject=unsubscribe",
+    )
+
+
+def _mark_sent(
+    sessions: sessionmaker[Session], delivery_id: int, subscriber_id: int, stories: int, now
+) -> None:
+    with session_scope(sessions) as session:
+        marked = session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "claimed")
+            .values(status="sent", sent_at=now, stories=stories, attempts=Delivery.attempts + 1)
+        ).rowcount
+        if marked != 1:
+            raise AlreadyTaken(delivery_id)
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.id == subscriber_id)
+            .values(last_digest_at=now, soft_failures=0)
+        )
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    delivery_id: int,
+    status: str,
+    subscriber_id: int | None = None,
+    cut: datetime | None = None,
+) -> None:
+    with session_scope(sessions) as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.status == "claimed")
+            .values(status=status)
+        )
+        if subscriber_id is not None:
+            session.execute(
+                update(Subscriber).where(Subscriber.id == subscriber_id).values(last_digest_at=cut)
+            )
+
+
+def _failed(
+    sessions: sessionmaker[Session],
+    delivery_id: int,
+    subscriber_id: int,
+    error: str,
+    permanent: bool,
+) -> None:
+    """Undo the mark (the server refused the message after all) and count the failure."""
+    with session_scope(sessions) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        delivery = session.get(Delivery, delivery_id)
+        delivery.error = error[:1000]
+        if permanent:
+            delivery.status = "failed"
+            subscriber.status = "bounced"
+            return
+        delivery.status = "claimed"
+        subscriber.soft_failures += 1
+        if subscriber.soft_failures >= SOFT_FAILURE_LIMIT:
+            subscriber.status = "bounced"
+            delivery.status = "failed"
+
+
+class Pace:
+    """A global rate for all notifier workers: at most ``rate`` messages in any one second,
+    counted in Redis."""
+
+    def __init__(self, redis_client, rate: float, key: str = "sistercities:notifier:rate:{}"):
+        self.redis = redis_client
+        self.rate = rate
+        self.key = key
+
+    def __call__(self) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            second = int(time.time())
+            key = self.key.format(second)
+            pipe = self.redis.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, 5)
+            count, _ = pipe.execute()
+            if count <= self.rate:
+                return
+            time.sleep(max(0.0, second + 1 - time.time()))

@@ -1,0 +1,110 @@
+"""What goes into a digest: the periods, who is due, and each subscriber's stories.
+
+A subscriber following cities gets the stories about those cities and about their sisters;
+one following nothing gets all the news. "New" means received by the notifier since that
+subscriber's last digest (or since they confirmed), so a story announced late is not skipped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import Session
+
+from services.notifier.models import Delivery, SisterLink, Story, Subscriber
+
+MAX_STORIES = 20
+
+
+def period_of(frequency: str, moment: datetime) -> str:
+    if frequency == "daily":
+        return f"daily:{moment.date().isoformat()}"
+    year, week, _day = moment.isocalendar()
+    return f"weekly:{year}-W{week:02d}"
+
+
+def due_subscribers(
+    session: Session, frequency: str, now: datetime, every: bool = False
+) -> list[int]:
+    """Confirmed subscribers of ``frequency`` with no ledger row for the current period.
+    Weekly ones are due from their weekday on; ``every`` ignores the weekday (staff's
+    "send now")."""
+    period = period_of(frequency, now)
+    query = (
+        select(Subscriber.id)
+        .where(Subscriber.status == "confirmed", Subscriber.frequency == frequency)
+        .where(
+            ~exists().where(
+                and_(Delivery.subscriber_id == Subscriber.id, Delivery.period == period)
+            )
+        )
+        .order_by(Subscriber.id)
+    )
+    if frequency == "weekly" and not every:
+        query = query.where(Subscriber.weekday <= now.weekday())
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class StoryView:
+    post_id: int
+    title: str
+    excerpt: str
+    url: str
+    image: str | None
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class Digest:
+    stories: list[StoryView]
+    more: int  # stories beyond MAX_STORIES
+
+    @property
+    def count(self) -> int:
+        return len(self.stories) + self.more
+
+
+class StoryPool:
+    """The stories received in a window, loaded once for a batch of subscribers, with the
+    sisters of every city they follow."""
+
+    def __init__(self, session: Session, since: datetime, until: datetime, cities: Iterable[int]):
+        rows = session.scalars(
+            select(Story)
+            .where(Story.received_at > since, Story.received_at <= until)
+            .order_by(Story.published_at.desc(), Story.post_id.desc())
+        ).all()
+        self.stories = [(row.received_at, set(row.city_ids), _view(row)) for row in rows]
+        self.sisters: dict[int, set[int]] = defaultdict(set)
+        wanted = set(cities)
+        if wanted:
+            links = session.execute(
+                select(SisterLink.city_id, SisterLink.sister_city_id).where(
+                    SisterLink.city_id.in_(wanted), SisterLink.status == "active"
+                )
+            )
+            for city_id, sister_id in links:
+                self.sisters[city_id].add(sister_id)
+
+    def digest_for(self, followed: list[int], since: datetime) -> Digest:
+        if followed:
+            wanted = set(followed).union(*(self.sisters[city] for city in followed))
+            matching = [
+                v for received, cities, v in self.stories if received > since and cities & wanted
+            ]
+        else:
+            matching = [view for received, _cities, view in self.stories if received > since]
+        return Digest(stories=matching[:MAX_STORIES], more=max(0, len(matching) - MAX_STORIES))
+
+
+def _view(row: Story) -> StoryView:
+    return StoryView(row.post_id, row.title, row.excerpt, row.url, row.image, row.published_at)
+
+
+def since_of(subscriber: Subscriber) -> datetime:
+    return subscriber.last_digest_at or subscriber.confirmed_at or subscriber.created_at

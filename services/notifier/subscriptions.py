@@ -1,0 +1,137 @@
+"""Subscribers: double opt-in, one-click unsubscribe, preferences behind a signed link.
+
+Subscribing answers the same whatever the address's state, so nobody can learn who
+subscribes; the only visible effect is mail to the address itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.notifier.models import FREQUENCIES, Subscriber
+from services.notifier.tokens import Tokens, same_address
+from shared.errors import InvalidInput
+
+CONFIRMATION_INTERVAL = timedelta(minutes=10)
+MAX_ADDRESS_CHARS = 254
+MAX_CITIES = 50
+
+
+def normalize_address(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput("an email address is needed")
+    if len(text) > MAX_ADDRESS_CHARS or any(char in text for char in "\r\n\0"):
+        raise InvalidInput("this is not a valid email address")
+    try:
+        # No DNS lookups: a typo'd domain simply never confirms.
+        return validate_email(text.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise InvalidInput(f"this is not a valid email address: {error}") from None
+
+
+def valid_frequency(frequency: object) -> str:
+    if frequency not in FREQUENCIES:
+        raise InvalidInput(f"frequency must be one of {', '.join(FREQUENCIES)}")
+    return frequency
+
+
+def valid_cities(city_ids: object) -> list[int]:
+    if city_ids is None:
+        return []
+    if not isinstance(city_ids, list) or len(city_ids) > MAX_CITIES:
+        raise InvalidInput(f"city_ids must be a list of at most {MAX_CITIES} city ids")
+    if not all(isinstance(city_id, int) and 0 < city_id < 2**31 for city_id in city_ids):
+        raise InvalidInput("city_ids must be positive integers")
+    return sorted(set(city_ids))
+
+
+def subscribe(
+    session: Session, email: str, frequency: str, city_ids: list[int] | None, now: datetime
+) -> Subscriber | None:
+    """Record the wish; return the subscriber to mail a confirmation to, or None when no mail
+    should go (already confirmed, or a confirmation went out less than 10 minutes ago)."""
+    address = normalize_address(email)
+    frequency, cities = valid_frequency(frequency), valid_cities(city_ids)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        subscriber = Subscriber(email=address, status="pending", created_at=now, soft_failures=0)
+        session.add(subscriber)
+    elif subscriber.status == "confirmed":
+        return None  # their preferences link changes what they get
+    subscriber.status = "pending"
+    subscriber.frequency = frequency
+    subscriber.city_ids = cities
+    sent = subscriber.confirmation_sent_at
+    if sent is not None and now - sent < CONFIRMATION_INTERVAL:
+        return None
+    subscriber.confirmation_sent_at = now
+    session.flush()
+    return subscriber
+
+
+def from_token(session: Session, tokens: Tokens, purpose: str, token: str) -> Subscriber:
+    subscriber_id, mark = tokens.read(purpose, token)
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or not same_address(mark, subscriber.email):
+        raise InvalidInput("this link is not valid")
+    return subscriber
+
+
+def confirm(session: Session, tokens: Tokens, token: str, now: datetime) -> Subscriber:
+    subscriber = from_token(session, tokens, "confirm", token)
+    if subscriber.status in ("pending", "unsubscribed", "bounced"):
+        subscriber.status = "confirmed"
+        subscriber.confirmed_at = now
+        subscriber.weekday = now.weekday()
+        subscriber.soft_failures = 0
+    return subscriber
+
+
+def unsubscribe(session: Session, tokens: Tokens, token: str, now: datetime) -> Subscriber:
+    subscriber = from_token(session, tokens, "unsubscribe", token)
+    if subscriber.status != "unsubscribed":
+        subscriber.status = "unsubscribed"
+        subscriber.unsubscribed_at = now
+    return subscriber
+
+
+def update_preferences(
+    session: Session, tokens: Tokens, token: str, frequency: str, city_ids: list[int] | None
+) -> Subscriber:
+    subscriber = from_token(session, tokens, "preferences", token)
+    subscriber.frequency = valid_frequency(frequency)
+    subscriber.city_ids = valid_cities(city_ids)
+    return subscriber
+
+
+def public_view(subscriber: Subscriber) -> dict:
+    """What a page reached through a signed link may show: the address it was sent to."""
+    return {
+        "email": subscriber.email,
+        "status": subscriber.status,
+        "frequency": subscriber.frequency,
+        "city_ids": list(subscriber.city_ids),
+    }
+
+
+def stats(session: Session) -> dict:
+    counts = session.execute(
+        select(Subscriber.status, Subscriber.frequency, func.count()).group_by(
+            Subscriber.status, Subscriber.frequency
+        )
+    ).all()
+    by_status: dict[str, int] = {}
+    confirmed_by_frequency: dict[str, int] = dict.fromkeys(FREQUENCIES, 0)
+    for status, frequency, count in counts:
+        by_status[status] = by_status.get(status, 0) + count
+        if status == "confirmed":
+            confirmed_by_frequency[frequency] = count
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "confirmed_by_frequency": confirmed_by_frequency,
+    }

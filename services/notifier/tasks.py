@@ -1,0 +1,215 @@
+"""The notifier's tasks: thin wrappers around subscriptions, digests and deliveries; mail goes
+out only after the change that asked for it has committed."""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import func, select
+
+from services.notifier import deliveries, digests, mail, subscriptions
+from services.notifier.models import FREQUENCIES, Delivery, Subscriber
+from services.notifier.tokens import Tokens
+from services.notifier.worker import app, runtime
+from shared.db import session_scope
+from shared.errors import InvalidInput, NotFound, TransientError
+from shared.events import utcnow
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+SEND_TASK = "notifier.send_digests"
+
+
+@functools.cache
+def tokens() -> Tokens:
+    return Tokens(runtime.settings.signing_key())
+
+
+def mail_settings() -> deliveries.MailSettings:
+    settings = runtime.settings
+    return deliveries.MailSettings(settings.mail_from, settings.public_base_url, tokens())
+
+
+@app.task(name="notifier.create_subscription", shared=False)
+def subscribe(email: str, frequency: str = "weekly", city_ids: list[int] | None = None) -> dict:
+    with session_scope(runtime.sessions) as session:
+        to_mail = subscriptions.subscribe(session, email, frequency, city_ids, utcnow())
+        subscriber_id = to_mail.id if to_mail is not None else None
+    if subscriber_id is not None:
+        app.send_task("notifier.send_confirmation", args=[subscriber_id])
+    # The same answer for a new, a pending and a confirmed address.
+    return {"status": "pending"}
+
+
+@app.task(name="notifier.send_confirmation", shared=False)
+def send_confirmation(subscriber_id: int) -> dict:
+    with runtime.read_sessions() as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None or subscriber.status != "pending":
+            return {"sent": False}
+        email = subscriber.email
+        frequency = subscriber.frequency
+    settings = mail_settings()
+    token = tokens().make("confirm", subscriber_id, email)
+    unsubscribe = tokens().make("unsubscribe", subscriber_id, email)
+    data = mail.build_message(
+        sender=settings.sender,
+        recipient=email,
+        rendered=mail.render(
+            "confirm",
+            frequency=frequency,
+            confirm_url=f"{settings.public_base_url}/subscriptions/confirm/{token}",
+        ),
+        message_id=f"<confirm.{subscriber_id}.{utcnow():%Y%m%d%H%M%S}@{settings.domain}>",
+        unsubscribe_url=f"{settings.public_base_url}/unsubscribe/{unsubscribe}",
+        unsubscribe_mailto=f"mailto:unsubscribe@{settings.domain}?subject=unsubscribe",
+    )
+    try:
+        with mail.SmtpSender(runtime.settings.smtp_url) as sender:
+            sender.send(mail.envelope_address(settings.sender), email, data)
+    except mail.TemporaryFailure as error:
+        raise TransientError(str(error)) from None
+    except mail.PermanentFailure as error:
+        with session_scope(runtime.sessions) as session:
+            session.get(Subscriber, subscriber_id).status = "bounced"
+        log.info("confirmation_bounced", subscriber_id=subscriber_id, error=str(error))
+        return {"sent": False}
+    return {"sent": True}
+
+
+@app.task(name="notifier.confirm_subscription", shared=False)
+def confirm_subscription(token: str) -> dict:
+    with session_scope(runtime.sessions) as session:
+        subscriber = subscriptions.confirm(session, tokens(), token, utcnow())
+        return _with_links(subscriber)
+
+
+@app.task(name="notifier.cancel_subscription", shared=False)
+def unsubscribe(token: str) -> dict:
+    with session_scope(runtime.sessions) as session:
+        return subscriptions.public_view(
+            subscriptions.unsubscribe(session, tokens(), token, utcnow())
+        )
+
+
+@app.task(name="notifier.check_unsubscribe_link", shared=False)
+def check_unsubscribe_link(token: str) -> dict:
+    """Who an unsubscribe link is for (the page asks before it acts)."""
+    with runtime.read_sessions() as session:
+        return subscriptions.public_view(
+            subscriptions.from_token(session, tokens(), "unsubscribe", token)
+        )
+
+
+@app.task(name="notifier.get_preferences", shared=False)
+def get_preferences(token: str) -> dict:
+    with runtime.read_sessions() as session:
+        return _with_links(subscriptions.from_token(session, tokens(), "preferences", token))
+
+
+@app.task(name="notifier.update_preferences", shared=False)
+def update_preferences(token: str, frequency: str, city_ids: list[int] | None = None) -> dict:
+    with session_scope(runtime.sessions) as session:
+        subscriber = subscriptions.update_preferences(session, tokens(), token, frequency, city_ids)
+        return _with_links(subscriber)
+
+
+def _with_links(subscriber: Subscriber) -> dict:
+    """The page behind a signed link may link on to the subscriber's other pages."""
+    return {
+        **subscriptions.public_view(subscriber),
+        "preferences_token": tokens().make("preferences", subscriber.id, subscriber.email),
+        "unsubscribe_token": tokens().make("unsubscribe", subscriber.id, subscriber.email),
+    }
+
+
+@app.task(name="notifier.schedule_digests", shared=False)
+def schedule_digests(frequency: str | None = None, every: bool = False) -> dict:
+    """Claim the due subscribers' ledger rows and hand them out in batches. ``every`` (staff's
+    "send now") treats every confirmed subscriber of ``frequency`` as due."""
+    if frequency is not None and frequency not in FREQUENCIES:
+        raise InvalidInput(f"frequency must be one of {', '.join(FREQUENCIES)}")
+    now = utcnow()
+    batch = runtime.settings.digest_batch
+    batches: list[list[int]] = []
+    for each in [frequency] if frequency else FREQUENCIES:
+        period = digests.period_of(each, now)
+        with runtime.read_sessions() as session:
+            due = digests.due_subscribers(session, each, now, every=every)
+        for start in range(0, len(due), batch):
+            with session_scope(runtime.sessions) as session:
+                claimed = deliveries.claim(
+                    session, due[start : start + batch], period, now, mail_settings().domain
+                )
+            batches.append(claimed)
+    with runtime.read_sessions() as session:
+        stale = deliveries.stale_claims(session, now)
+    batches += [stale[start : start + batch] for start in range(0, len(stale), batch)]
+    for delivery_ids in batches:
+        if delivery_ids:
+            app.send_task(SEND_TASK, args=[delivery_ids])
+    return {"batches": len(batches), "deliveries": sum(map(len, batches))}
+
+
+@app.task(name="notifier.request_digests", shared=False)
+def request_digests(frequency: str) -> dict:
+    """Staff's "send now": answered at once, the claiming and sending run in the background."""
+    if frequency not in FREQUENCIES:
+        raise InvalidInput(f"frequency must be one of {', '.join(FREQUENCIES)}")
+    app.send_task("notifier.schedule_digests", args=[frequency], kwargs={"every": True})
+    return {"status": "scheduled", "frequency": frequency}
+
+
+@app.task(name=SEND_TASK, shared=False)
+def send_digests(delivery_ids: list[int]) -> dict:
+    pace = deliveries.Pace(runtime.redis, runtime.settings.mail_rate)
+    with mail.SmtpSender(runtime.settings.smtp_url) as sender:
+        outcome = deliveries.send_batch(
+            runtime.sessions, sender, delivery_ids, mail_settings(), utcnow(), pace
+        )
+    log.info("digests_sent", sent=outcome.sent, empty=outcome.empty, failed=outcome.failed,
+             retry=len(outcome.retry))  # fmt: skip
+    if outcome.retry:
+        # Only the rows still claimed are sent again; the rest are done.
+        raise TransientError(f"{len(outcome.retry)} digests to retry")
+    return {"sent": outcome.sent, "empty": outcome.empty, "failed": outcome.failed}
+
+
+@app.task(name="notifier.preview_digest", shared=False)
+def preview_digest(email: str) -> dict:
+    """The digest a subscriber would get now, rendered, not sent."""
+    address = subscriptions.normalize_address(email)
+    now = utcnow()
+    with runtime.read_sessions() as session:
+        subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+        if subscriber is None:
+            raise NotFound("no subscriber with this address")
+        since = digests.since_of(subscriber)
+        pool = digests.StoryPool(session, since, now, subscriber.city_ids)
+        digest = pool.digest_for(subscriber.city_ids, since)
+        delivery = Delivery(
+            message_id=deliveries.message_id(
+                subscriber.id, digests.period_of(subscriber.frequency, now), mail_settings().domain
+            )
+        )
+        rendered = deliveries.render_digest(digest, subscriber, mail_settings())
+        message = deliveries.personalize(rendered, subscriber, delivery, mail_settings())
+    return {
+        "email": address,
+        "status": subscriber.status,
+        "stories": digest.count,
+        "subject": rendered.subject,
+        "message": message.decode("utf-8", "replace"),
+    }
+
+
+@app.task(name="notifier.subscriber_stats", shared=False)
+def subscriber_stats() -> dict:
+    with runtime.read_sessions() as session:
+        stats = subscriptions.stats(session)
+        last = session.scalar(select(func.max(Delivery.sent_at)))
+        by_status = dict(
+            session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+        )
+    return {**stats, "last_digest_sent_at": last.isoformat() if last else None,
+            "deliveries": by_status}  # fmt: skip

@@ -1,0 +1,118 @@
+"""Subscribing end to end with real workers and a real SMTP server: the confirmation mail, its
+link followed through the gateway, a digest sent on staff's request with the news the blog
+announced, one-click unsubscribe from the digest's own header, and bad input refused."""
+
+import re
+
+import pytest
+
+from shared.events import publish
+from tests.conftest import count_rows
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.integration
+
+BASE = "http://sistercities.test"
+
+
+def link_path(text: str, kind: str) -> str:
+    match = re.search(rf"{re.escape(BASE)}(/{kind}/[A-Za-z0-9_.\-]+)", text)
+    assert match, text
+    return match.group(1)
+
+
+def announce_story(engines, post_id: int, city_ids: list[int]) -> None:
+    """The blog announces a story through its outbox, as it does after linking it."""
+    from services.blog.models import Base as BlogBase
+    from shared.db import make_session_factory, session_scope
+
+    with session_scope(make_session_factory(engines["blog"])) as session:
+        publish(session, BlogBase.metadata, "blog.post_published", {
+            "id": post_id, "title": f"Twinning news {post_id}", "excerpt": "Delegates met…",
+            "url": f"https://medium.com/p/{post_id:012x}", "image": None, "author": "A",
+            "published_at": "2026-11-27T10:00:00+00:00", "reading_minutes": 1, "tags": [],
+            "city_ids": city_ids, "feed_id": None,
+        })  # fmt: skip
+
+
+def test_subscribe_confirm_digest_unsubscribe(
+    client, stack, admin_headers, clean_databases, mail_sink
+):
+    address = "ada.lovelace@example.org"
+    for _ in range(2):  # the second answer is the same, and sends nothing more
+        response = client.post("/api/v1/subscriptions", json={"email": address})
+        assert (response.status_code, response.json) == (202, {"status": "pending"})
+    wait_for(lambda: mail_sink.to(address), what="the confirmation mail")
+    (confirmation,) = mail_sink.to(address)
+    message = confirmation.message
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    confirm_path = link_path(message.get_body(("plain",)).get_content(), "subscriptions/confirm")
+
+    page = client.get(confirm_path)
+    assert page.status_code == 200 and "Subscription confirmed" in page.text
+    assert address in page.text
+    assert client.get(confirm_path + "x").status_code == 400
+
+    announce_story(clean_databases, 4242, [1])
+    wait_for(lambda: count_rows(clean_databases["notifier"], "SELECT count(*) FROM stories") == 1,
+             what="the notifier to learn of the story")  # fmt: skip
+    preview = client.get(f"/api/v1/admin/digests/preview?email={address}", headers=admin_headers)
+    assert preview.status_code == 200 and preview.json["stories"] == 1
+    assert client.get("/api/v1/admin/digests/preview?email=nobody@example.org",
+                      headers=admin_headers).status_code == 404  # fmt: skip
+
+    response = client.post("/api/v1/admin/digests/send", json={"frequency": "weekly"},
+                           headers=admin_headers)  # fmt: skip
+    assert response.status_code == 202
+    wait_for(lambda: len(mail_sink.to(address)) == 2, what="the digest")
+    digest = mail_sink.to(address)[1].message
+    assert "Twinning news 4242" in digest.get_body(("html",)).get_content()
+    # Asked again in the same period: nothing more is sent.
+    client.post("/api/v1/admin/digests/send", json={"frequency": "weekly"}, headers=admin_headers)
+    stats = client.get("/api/v1/admin/subscribers/stats", headers=admin_headers).json
+    assert stats["by_status"] == {"confirmed": 1} and stats["deliveries"] == {"sent": 1}
+    assert len(mail_sink.to(address)) == 2
+
+    # RFC 8058: the mail client POSTs to the List-Unsubscribe address, nothing else.
+    one_click = digest["List-Unsubscribe"][1:].split(">")[0].removeprefix(BASE)
+    assert "Unsubscribe?" not in client.get(one_click).text  # a page that asks first
+    response = client.post(one_click, data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200 and "Unsubscribed" in response.text
+    stats = client.get("/api/v1/admin/subscribers/stats", headers=admin_headers).json
+    assert stats["by_status"] == {"unsubscribed": 1}
+
+
+def test_preferences_through_the_signed_link(client, stack, clean_databases, mail_sink):
+    address = "grace@example.org"
+    client.post("/api/v1/subscriptions", json={"email": address, "frequency": "daily",
+                                               "city_ids": [5, 6]})  # fmt: skip
+    wait_for(lambda: mail_sink.to(address), what="the confirmation mail")
+    text = mail_sink.to(address)[0].message.get_body(("plain",)).get_content()
+    page = client.get(link_path(text, "subscriptions/confirm"))
+    preferences = re.search(r'href="(/preferences/[^"]+)"', page.text).group(1)
+    form = client.get(preferences)
+    assert form.status_code == 200 and 'value="5,6"' in form.text
+    saved = client.post(preferences, data={"frequency": "weekly", "city_ids": "7"})
+    assert saved.status_code == 200 and "Saved." in saved.text and 'value="7"' in saved.text
+    bad = client.post(preferences, data={"frequency": "hourly", "city_ids": ""})
+    assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"email": "a@b.c\r\nBcc: x@y.z"}, {"email": "x" * 300 + "@example.org"},
+     {"email": "not-an-address"}, {"email": "ada@example.org", "frequency": "hourly"},
+     {"email": "ada@example.org", "city_ids": ["1"]}, {}],
+)  # fmt: skip
+def test_bad_subscriptions_are_refused_and_nothing_is_reflected(client, stack, body):
+    response = client.post("/api/v1/subscriptions", json=body)
+    assert response.status_code == 400
+    assert "Bcc: x@y.z" not in response.text and "<" not in response.text
+
+
+def test_forged_and_unknown_tokens_get_a_clear_page(client, stack):
+    for path in ["/unsubscribe/forged", "/preferences/forged", "/subscriptions/confirm/<b>x<b>"]:
+        response = client.get(path)
+        assert response.status_code == 400 and "This link does not work" in response.text
+        assert "<b>" not in response.text
+    assert client.post("/unsubscribe/forged").status_code == 400

@@ -1,0 +1,179 @@
+"""Digests built from the notifier's own copy of the news and sent through a real SMTP server:
+the right stories, both parts, one-click unsubscribe headers, and exactly one digest per
+subscriber and period whatever is retried, refused or run twice at once."""
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from services.notifier import deliveries, digests
+from services.notifier.event_handlers import on_partnership_changed, on_post_announced
+from services.notifier.mail import SmtpSender
+from services.notifier.models import Delivery, Subscriber
+from shared.db import session_scope
+from shared.events import utcnow
+
+DOMAIN = "sister.example"
+
+
+def story(post_id: int, city_ids: list[int], title: str | None = None) -> dict:
+    return {
+        "id": post_id, "title": title or f"Story {post_id}", "excerpt": f"About story {post_id}…",
+        "url": f"https://medium.com/p/{post_id:012x}", "image": "https://cdn.example/i.jpg",
+        "published_at": utcnow().isoformat(), "city_ids": city_ids, "tags": [],
+    }  # fmt: skip
+
+
+def add_subscriber(session, email, cities=(), frequency="weekly", weekday=0, confirmed_ago=1):
+    subscriber = Subscriber(
+        email=email, frequency=frequency, weekday=weekday, city_ids=list(cities),
+        status="confirmed", created_at=utcnow() - timedelta(days=confirmed_ago),
+        confirmed_at=utcnow() - timedelta(days=confirmed_ago), soft_failures=0,
+    )  # fmt: skip
+    session.add(subscriber)
+    session.flush()
+    return subscriber.id
+
+
+def partnership(pid: int, a: int, b: int) -> dict:
+    return {"change": "created", "partnership": {"id": pid, "city_ids": [a, b], "status": "active"}}
+
+
+def news(sessions, *stories):
+    with session_scope(sessions) as session:
+        on_partnership_changed(session, partnership(1, 10, 20), {})  # 10 and 20 are sisters
+        for item in stories:
+            on_post_announced(session, item, {})
+
+
+def run(sessions, settings, sink, subscriber_ids, period="weekly:2026-W48"):
+    with session_scope(sessions) as session:
+        claimed = deliveries.claim(session, subscriber_ids, period, utcnow(), DOMAIN)
+    with SmtpSender(sink.url) as sender:
+        return deliveries.send_batch(sessions, sender, claimed, settings, utcnow())
+
+
+def test_each_subscriber_gets_the_stories_of_their_cities_and_sisters(
+    notifier_sessions, mail_settings, sink
+):
+    with session_scope(notifier_sessions) as session:
+        follows_10 = add_subscriber(session, "ten@example.org", [10])
+        follows_30 = add_subscriber(session, "thirty@example.org", [30])
+        everything = add_subscriber(session, "all@example.org")
+    news(notifier_sessions, story(1, [20]), story(2, [10, 99]), story(3, [77]))
+
+    outcome = run(notifier_sessions, mail_settings, sink, [follows_10, follows_30, everything])
+    assert (outcome.sent, outcome.empty) == (2, 1)  # thirty: no news, no mail
+
+    (ten,) = sink.to("ten@example.org")
+    message = ten.message
+    assert message["Subject"] == "2 new stories from the cities you follow and their sister cities"
+    assert message["Message-ID"] == f"<digest.weekly.2026-W48.{follows_10}@{DOMAIN}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = message["List-Unsubscribe"]
+    assert (
+        unsubscribe.startswith("<https://sister.example/unsubscribe/") and "mailto:" in unsubscribe
+    )
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Story 1" in text and "Story 2" in text and "Story 3" not in text
+    assert "Read on Medium" in html and "https://medium.com/p/000000000002" in html
+    token = unsubscribe[1:].split(">")[0].rsplit("/", 1)[1]
+    assert token in html and token in text  # the personal links made it into both parts
+    assert "%%" not in text and "%%" not in html
+    assert "3 new stories" in sink.to("all@example.org")[0].message["Subject"]
+    with notifier_sessions() as session:
+        rows = {d.subscriber_id: d.status for d in session.scalars(select(Delivery))}
+    assert rows == {follows_10: "sent", follows_30: "empty", everything: "sent"}
+
+
+def test_titles_cannot_inject_headers_or_markup(notifier_sessions, mail_settings, sink):
+    with session_scope(notifier_sessions) as session:
+        ada = add_subscriber(session, "ada@example.org")
+    news(notifier_sessions, story(1, [], title="Hi\r\nBcc: victim@example.org <script>x</script>"))
+    run(notifier_sessions, mail_settings, sink, [ada])
+    (received,) = sink.received
+    assert received.recipients == ["ada@example.org"]
+    assert "Bcc" not in str(received.message.keys())
+    assert "<script>" not in received.message.get_body(("html",)).get_content()
+
+
+def test_running_twice_or_twice_at_once_sends_one_digest_each(
+    notifier_sessions, mail_settings, sink
+):
+    with session_scope(notifier_sessions) as session:
+        ids = [add_subscriber(session, f"s{n}@example.org") for n in range(30)]
+    news(notifier_sessions, story(1, []))
+    with session_scope(notifier_sessions) as session:
+        claimed = deliveries.claim(session, ids, "weekly:2026-W48", utcnow(), DOMAIN)
+
+    def send():
+        with SmtpSender(sink.url) as sender:
+            deliveries.send_batch(notifier_sessions, sender, claimed, mail_settings, utcnow())
+
+    workers = [threading.Thread(target=send) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    send()
+    assert run(notifier_sessions, mail_settings, sink, ids).sent == 0  # the period is done
+    recipients = [r for item in sink.received for r in item.recipients]
+    assert sorted(recipients) == sorted(f"s{n}@example.org" for n in range(30))
+    assert len({item.message["Message-ID"] for item in sink.received}) == 30
+
+
+def test_a_refused_address_bounces_alone_and_a_down_server_is_retried(
+    notifier_sessions, mail_settings, sink
+):
+    with session_scope(notifier_sessions) as session:
+        ids = [add_subscriber(session, f"s{n}@example.org") for n in range(3)]
+    news(notifier_sessions, story(1, []))
+    sink.refuse["s1@example.org"] = "550 5.1.1 no such user"
+    outcome = run(notifier_sessions, mail_settings, sink, ids)
+    assert (outcome.sent, outcome.failed) == (2, 1)
+    with notifier_sessions() as session:
+        assert session.get(Subscriber, ids[1]).status == "bounced"
+
+    with session_scope(notifier_sessions) as session:
+        later = [add_subscriber(session, f"later{n}@example.org") for n in range(2)]
+    sink.stop()  # the server is down
+    outcome = run(notifier_sessions, mail_settings, sink, later)
+    assert outcome.sent == 0 and len(outcome.retry) == 2
+    sink.start()  # and back
+    outcome = run(notifier_sessions, mail_settings, sink, later)
+    assert outcome.sent == 2
+    assert len(sink.to("later0@example.org")) == len(sink.to("later1@example.org")) == 1
+
+
+def test_who_is_due(notifier_sessions):
+    now = utcnow()
+    with session_scope(notifier_sessions) as session:
+        daily = add_subscriber(session, "d@example.org", frequency="daily")
+        weekly_today = add_subscriber(session, "w@example.org", weekday=now.weekday())
+        weekly_later = add_subscriber(session, "l@example.org", weekday=(now.weekday() + 1) % 7)
+    with notifier_sessions() as session:
+        assert digests.due_subscribers(session, "daily", now) == [daily]
+        weekly = digests.due_subscribers(session, "weekly", now)
+        assert weekly_today in weekly
+        assert (weekly_later in weekly) == ((now.weekday() + 1) % 7 <= now.weekday())
+        assert set(digests.due_subscribers(session, "weekly", now, every=True)) == {
+            weekly_today, weekly_later,
+        }  # fmt: skip
+    with session_scope(notifier_sessions) as session:
+        deliveries.claim(session, [daily], digests.period_of("daily", now), now, DOMAIN)
+    with notifier_sessions() as session:
+        assert digests.due_subscribers(session, "daily", now) == []
+        assert digests.due_subscribers(session, "daily", now + timedelta(days=1)) == [daily]
+
+
+def test_a_digest_holds_twenty_stories_and_counts_the_rest(notifier_sessions, mail_settings, sink):
+    with session_scope(notifier_sessions) as session:
+        ada = add_subscriber(session, "ada@example.org")
+    news(notifier_sessions, *[story(n, []) for n in range(1, 26)])
+    run(notifier_sessions, mail_settings, sink, [ada])
+    message = sink.received[0].message
+    assert message["Subject"].startswith("25 new stories")
+    text = message.get_body(("plain",)).get_content()
+    assert text.count("Read on Medium") == 20 and "and 5 more" in text
