@@ -55,6 +55,10 @@ class MailSettings:
     def domain(self) -> str:
         return mail.envelope_address(self.sender).rsplit("@", 1)[-1]
 
+    @property
+    def mailto(self) -> str:
+        return f"mailto:unsubscribe@{self.domain}?subject=unsubscribe"
+
 
 @dataclass
 class BatchOutcome:
@@ -125,7 +129,7 @@ def send_batch(
         since = min(digests.since_of(subscriber) for _d, subscriber in rows)
         pool = digests.StoryPool(session, since, now, followed)
         session.expunge_all()
-    rendered_cache: dict[tuple, mail.Rendered] = {}
+    templates: dict[tuple, mail.MessageTemplate] = {}
     for delivery, subscriber in rows:
         if subscriber.status != "confirmed":
             _finish(sessions, delivery.id, "skipped")
@@ -138,9 +142,9 @@ def send_batch(
             continue
         key = (tuple(story.post_id for story in digest.stories), digest.more,
                bool(subscriber.city_ids), subscriber.frequency)  # fmt: skip
-        if key not in rendered_cache:
-            rendered_cache[key] = render_digest(digest, subscriber, settings)
-        data = personalize(rendered_cache[key], subscriber, delivery, settings)
+        if key not in templates:
+            templates[key] = render_digest(digest, subscriber, settings)
+        data = personalize(templates[key], subscriber, delivery, settings)
         if pace is not None:
             pace()
         try:
@@ -172,8 +176,10 @@ def sender_is_down(error: mail.TemporaryFailure) -> bool:
     return "cannot be reached" in text or "connection" in text
 
 
-def render_digest(digest: digests.Digest, subscriber: Subscriber, settings: MailSettings):
-    return mail.render(
+def render_digest(
+    digest: digests.Digest, subscriber: Subscriber, settings: MailSettings
+) -> mail.MessageTemplate:
+    rendered = mail.render(
         "digest",
         stories=digest.stories,
         more=digest.more,
@@ -184,30 +190,42 @@ def render_digest(digest: digests.Digest, subscriber: Subscriber, settings: Mail
         unsubscribe_url=UNSUBSCRIBE_MARK,
         preferences_url=PREFERENCES_MARK,
     )
+    return mail.MessageTemplate(
+        settings.sender, rendered, (UNSUBSCRIBE_MARK, PREFERENCES_MARK), settings.mailto
+    )
 
 
 def personalize(
-    rendered: mail.Rendered, subscriber: Subscriber, delivery: Delivery, settings: MailSettings
+    template: mail.MessageTemplate,
+    subscriber: Subscriber,
+    delivery: Delivery,
+    settings: MailSettings,
 ) -> bytes:
     """The digest rendered once for everyone who gets the same stories, with this
-    subscriber's own links put in."""
+    subscriber's address, Message-ID and own links put in."""
 
     def link(purpose: str) -> str:
         token = settings.tokens.make(purpose, subscriber.id, subscriber.email)
         return f"{settings.public_base_url}/{purpose}/{token}"
 
     unsubscribe, preferences = link("unsubscribe"), link("preferences")
+    links = {UNSUBSCRIBE_MARK: unsubscribe, PREFERENCES_MARK: preferences}
+    if template.usable:
+        return template.fill(subscriber.email, delivery.message_id, unsubscribe, links)
 
-    def fill(text: str) -> str:
-        return text.replace(UNSUBSCRIBE_MARK, unsubscribe).replace(PREFERENCES_MARK, preferences)
+    def fill(text: str) -> str:  # the slow path, should a template ever split a mark
+        for mark, url in links.items():
+            text = text.replace(mark, url)
+        return text
 
+    rendered = template.rendered
     return mail.build_message(
         sender=settings.sender,
         recipient=subscriber.email,
         rendered=mail.Rendered(rendered.subject, fill(rendered.text), fill(rendered.html)),
         message_id=delivery.message_id,
         unsubscribe_url=unsubscribe,
-        unsubscribe_mailto=f"mailto:unsubscribe@{settings.domain}?subject=unsubscribe",
+        unsubscribe_mailto=settings.mailto,
     )
 
 

@@ -86,6 +86,64 @@ def build_message(
     return message.as_bytes()
 
 
+RECIPIENT_MARK = "%%recipient%%"
+MESSAGE_ID_MARK = "%%message_id%%"
+UNSUBSCRIBE_HEADER_MARK = "%%unsubscribe_header%%"
+
+
+class MessageTemplate:
+    """One digest, rendered and encoded once, for everyone who gets the same stories.
+
+    The recipient, the Message-ID and the personal links stay as marks that ``fill`` replaces
+    in the encoded bytes: a few string replacements instead of building a MIME message per
+    subscriber (4 ms of CPU each). The bodies are quoted-printable, where the marks' characters
+    stand for themselves; the templates keep each mark on a short line so the encoder never
+    splits one, and the links put in are folded with soft line breaks, as the encoding wants.
+    """
+
+    def __init__(self, sender: str, rendered: Rendered, marks: tuple[str, ...], mailto: str):
+        self.rendered = rendered
+        self.mailto = mailto
+        links = {mark: rendered.text.count(mark) + rendered.html.count(mark) for mark in marks}
+        message = EmailMessage(policy=SMTP)
+        message["From"] = sender
+        message["To"] = RECIPIENT_MARK
+        message["Subject"] = rendered.subject
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = MESSAGE_ID_MARK
+        message["List-Unsubscribe"] = f"<{UNSUBSCRIBE_HEADER_MARK}>, <{mailto}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        message.set_content(rendered.text, cte="quoted-printable")
+        message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+        self.data = message.as_bytes()
+        # Every mark must have come through whole, or the fast path would send a broken link.
+        self.usable = all(
+            self.data.count(mark.encode()) == count for mark, count in links.items()
+        ) and all(
+            self.data.count(mark.encode()) == 1
+            for mark in (RECIPIENT_MARK, MESSAGE_ID_MARK, UNSUBSCRIBE_HEADER_MARK)
+        )
+
+    def fill(self, recipient: str, message_id: str, unsubscribe_url: str, links: dict[str, str]):
+        data = (
+            self.data.replace(RECIPIENT_MARK.encode(), recipient.encode("ascii"), 1)
+            .replace(MESSAGE_ID_MARK.encode(), message_id.encode("ascii"), 1)
+            .replace(UNSUBSCRIBE_HEADER_MARK.encode(), unsubscribe_url.encode("ascii"), 1)
+        )
+        for mark, url in links.items():
+            data = data.replace(mark.encode(), _soft_folded(url))
+        return data
+
+
+def _soft_folded(url: str, width: int = 72) -> bytes:
+    """A link as quoted-printable lines: soft breaks ("=" CRLF) around and inside it, so no
+    line grows past the encoding's 76 characters. Links here never hold "=" or non-ASCII."""
+    raw = url.encode("ascii")
+    return (
+        b"=\r\n" + b"=\r\n".join(raw[i : i + width] for i in range(0, len(raw), width)) + b"=\r\n"
+    )
+
+
 def envelope_address(header_address: str) -> str:
     """The bare address of ``Name <user@host>``."""
     if "<" in header_address and header_address.endswith(">"):

@@ -27,8 +27,10 @@ def normalize_address(text: object) -> str:
     if len(text) > MAX_ADDRESS_CHARS or any(char in text for char in "\r\n\0"):
         raise InvalidInput("this is not a valid email address")
     try:
-        # No DNS lookups: a typo'd domain simply never confirms.
-        return validate_email(text.strip(), check_deliverability=False).normalized
+        # No DNS lookups: a typo'd domain simply never confirms. ASCII only (the domain in
+        # its IDNA form), so every mail server can take it and headers need no encoding.
+        checked = validate_email(text.strip(), check_deliverability=False, allow_smtputf8=False)
+        return checked.ascii_email or checked.normalized
     except EmailNotValidError as error:
         raise InvalidInput(f"this is not a valid email address: {error}") from None
 

@@ -62,7 +62,7 @@ def send_confirmation(subscriber_id: int) -> dict:
         ),
         message_id=f"<confirm.{subscriber_id}.{utcnow():%Y%m%d%H%M%S}@{settings.domain}>",
         unsubscribe_url=f"{settings.public_base_url}/unsubscribe/{unsubscribe}",
-        unsubscribe_mailto=f"mailto:unsubscribe@{settings.domain}?subject=unsubscribe",
+        unsubscribe_mailto=settings.mailto,
     )
     try:
         with mail.SmtpSender(runtime.settings.smtp_url) as sender:
@@ -192,13 +192,13 @@ def preview_digest(email: str) -> dict:
                 subscriber.id, digests.period_of(subscriber.frequency, now), mail_settings().domain
             )
         )
-        rendered = deliveries.render_digest(digest, subscriber, mail_settings())
-        message = deliveries.personalize(rendered, subscriber, delivery, mail_settings())
+        template = deliveries.render_digest(digest, subscriber, mail_settings())
+        message = deliveries.personalize(template, subscriber, delivery, mail_settings())
     return {
         "email": address,
         "status": subscriber.status,
         "stories": digest.count,
-        "subject": rendered.subject,
+        "subject": template.rendered.subject,
         "message": message.decode("utf-8", "replace"),
     }
 

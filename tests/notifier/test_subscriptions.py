@@ -27,6 +27,9 @@ def test_bad_addresses_are_refused(address):
 
 def test_addresses_are_normalized():
     assert subscriptions.normalize_address("  Ada@EXAMPLE.org ") == "Ada@example.org"
+    assert subscriptions.normalize_address("ada@münchen.de") == "ada@xn--mnchen-3ya.de"
+    with pytest.raises(InvalidInput):
+        subscriptions.normalize_address("adä@example.org")  # needs SMTPUTF8
 
 
 def subscribe(sessions, email="ada@example.org", frequency="weekly", cities=None, now=None):
