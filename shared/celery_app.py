@@ -74,7 +74,14 @@ def make_celery(
         task_routes=(route_task,),
         task_create_missing_queues=True,
         task_default_queue=service or "default",
-        broker_transport_options={"visibility_timeout": settings.task_visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": settings.task_visibility_timeout,
+            # A message held by a worker that died is handed out again once its visibility
+            # timeout passes, checked every few seconds. kombu's defaults scan only every
+            # tenth 10-second tick: up to 100 s more for every killed worker's messages.
+            "unacked_restore_interval": max(1, min(10, settings.task_visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         worker_prefetch_multiplier=4,

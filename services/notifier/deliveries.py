@@ -19,18 +19,20 @@ Message-IDs are deterministic per (subscriber, period).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier import digests, mail
 from services.notifier.models import Delivery, Subscriber
 from services.notifier.tokens import Tokens
-from shared.db import session_scope
+from shared.db import make_session_factory, session_scope
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -106,7 +108,7 @@ def stale_claims(session: Session, now: datetime) -> list[int]:
 
 
 def send_batch(
-    sessions: sessionmaker[Session],
+    engine: Engine,
     sender: mail.SmtpSender,
     delivery_ids: list[int],
     settings: MailSettings,
@@ -116,6 +118,7 @@ def send_batch(
     """Send the digests of these ledger rows. A server that cannot be reached stops the batch
     (the rest stay claimed for the retry); one address's failure never does."""
     outcome = BatchOutcome()
+    sessions = make_session_factory(engine)
     with sessions() as session:
         rows = session.execute(
             select(Delivery, Subscriber)
@@ -125,50 +128,75 @@ def send_batch(
         ).all()
         if not rows:
             return outcome
+        last = digests.last_digests(session, [subscriber.id for _d, subscriber in rows])
+        since = {s.id: digests.since_of(s, last.get(s.id)) for _d, s in rows}
         followed = {city for _d, subscriber in rows for city in subscriber.city_ids}
-        since = min(digests.since_of(subscriber) for _d, subscriber in rows)
-        pool = digests.StoryPool(session, since, now, followed)
+        pool = digests.StoryPool(session, min(since.values()), now, followed)
         session.expunge_all()
-    templates: dict[tuple, mail.MessageTemplate] = {}
-    for delivery, subscriber in rows:
-        if subscriber.status != "confirmed":
-            _finish(sessions, delivery.id, "skipped")
-            outcome.skipped += 1
-            continue
-        digest = pool.digest_for(subscriber.city_ids, digests.since_of(subscriber))
-        if digest.count == 0:
-            _finish(sessions, delivery.id, "empty", subscriber_id=subscriber.id, cut=now)
-            outcome.empty += 1
-            continue
-        key = (tuple(story.post_id for story in digest.stories), digest.more,
-               bool(subscriber.city_ids), subscriber.frequency)  # fmt: skip
-        if key not in templates:
-            templates[key] = render_digest(digest, subscriber, settings)
-        data = personalize(templates[key], subscriber, delivery, settings)
-        if pace is not None:
-            pace()
-        try:
-            sender.send(
-                mail.envelope_address(settings.sender),
-                subscriber.email,
-                data,
-                before_last_line=lambda d=delivery, s=subscriber, n=digest.count: _mark_sent(
-                    sessions, d.id, s.id, n, now
-                ),
+    # One connection for the batch's ledger writes: checking a pooled connection out (and
+    # pinging it) for every message cost a fifth of the send.
+    with engine.connect() as ledger:
+        for delivery, subscriber in rows:
+            if subscriber.status != "confirmed":
+                _finish(engine, delivery.id, "skipped", now)
+                outcome.skipped += 1
+                continue
+            digest = pool.digest_for(subscriber.city_ids, since[subscriber.id])
+            if digest.count == 0:
+                _finish(engine, delivery.id, "empty", now)
+                outcome.empty += 1
+                continue
+            data = personalize(
+                template_for(digest, subscriber, settings), subscriber, delivery, settings
             )
-            outcome.sent += 1
-        except AlreadyTaken:
-            outcome.skipped += 1
-        except mail.PermanentFailure as error:
-            _failed(sessions, delivery.id, subscriber.id, str(error), permanent=True)
-            outcome.failed += 1
-        except mail.TemporaryFailure as error:
-            _failed(sessions, delivery.id, subscriber.id, str(error), permanent=False)
-            outcome.retry.append(delivery.id)
-            if sender_is_down(error):
-                outcome.retry += [d.id for d, _s in rows if d.id > delivery.id]
-                break
+            if pace is not None:
+                pace()
+            try:
+                sender.send(
+                    mail.envelope_address(settings.sender),
+                    subscriber.email,
+                    data,
+                    before_last_line=lambda d=delivery, n=digest.count: _mark_sent(
+                        ledger, d.id, n, now
+                    ),
+                )
+                outcome.sent += 1
+            except AlreadyTaken:
+                outcome.skipped += 1
+            except mail.PermanentFailure as error:
+                _failed(sessions, delivery.id, subscriber.id, str(error), permanent=True)
+                outcome.failed += 1
+            except mail.TemporaryFailure as error:
+                _failed(sessions, delivery.id, subscriber.id, str(error), permanent=False)
+                outcome.retry.append(delivery.id)
+                if sender_is_down(error):
+                    outcome.retry += [d.id for d, _s in rows if d.id > delivery.id]
+                    break
     return outcome
+
+
+_templates: OrderedDict[tuple, mail.MessageTemplate] = OrderedDict()
+_templates_lock = threading.Lock()
+TEMPLATES_KEPT = 256
+
+
+def template_for(
+    digest: digests.Digest, subscriber: Subscriber, settings: MailSettings
+) -> mail.MessageTemplate:
+    """Each distinct digest is rendered and encoded once per process, whatever batch its
+    subscribers fall in."""
+    key = (tuple(story.post_id for story in digest.stories), digest.more,
+           bool(subscriber.city_ids), subscriber.frequency, settings.public_base_url)  # fmt: skip
+    with _templates_lock:
+        if key in _templates:
+            _templates.move_to_end(key)
+            return _templates[key]
+    template = render_digest(digest, subscriber, settings)
+    with _templates_lock:
+        _templates[key] = template
+        while len(_templates) > TEMPLATES_KEPT:
+            _templates.popitem(last=False)
+    return template
 
 
 def sender_is_down(error: mail.TemporaryFailure) -> bool:
@@ -229,41 +257,32 @@ def personalize(
     )
 
 
-def _mark_sent(
-    sessions: sessionmaker[Session], delivery_id: int, subscriber_id: int, stories: int, now
-) -> None:
-    with session_scope(sessions) as session:
-        marked = session.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == "claimed")
-            .values(status="sent", sent_at=now, stories=stories, attempts=Delivery.attempts + 1)
+_MARK_SENT = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery"), Delivery.status == "claimed")
+    .values(status="sent", sent_at=bindparam("now"), stories=bindparam("stories"),
+            attempts=Delivery.attempts + 1)
+)  # fmt: skip
+
+
+def _mark_sent(ledger: Connection, delivery_id: int, stories: int, now: datetime) -> None:
+    """One small transaction per message, on the batch's own connection (checking a pooled
+    connection out and pinging it for every message cost a fifth of the send)."""
+    with ledger.begin():
+        marked = ledger.execute(
+            _MARK_SENT, {"delivery": delivery_id, "now": now, "stories": stories}
         ).rowcount
         if marked != 1:
             raise AlreadyTaken(delivery_id)
-        session.execute(
-            update(Subscriber)
-            .where(Subscriber.id == subscriber_id)
-            .values(last_digest_at=now, soft_failures=0)
-        )
 
 
-def _finish(
-    sessions: sessionmaker[Session],
-    delivery_id: int,
-    status: str,
-    subscriber_id: int | None = None,
-    cut: datetime | None = None,
-) -> None:
-    with session_scope(sessions) as session:
-        session.execute(
+def _finish(engine: Engine, delivery_id: int, status: str, now: datetime) -> None:
+    with engine.begin() as connection:
+        connection.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.status == "claimed")
-            .values(status=status)
+            .values(status=status, sent_at=now)
         )
-        if subscriber_id is not None:
-            session.execute(
-                update(Subscriber).where(Subscriber.id == subscriber_id).values(last_digest_at=cut)
-            )
 
 
 def _failed(

@@ -2,7 +2,8 @@
 
 A subscriber following cities gets the stories about those cities and about their sisters;
 one following nothing gets all the news. "New" means received by the notifier since that
-subscriber's last digest (or since they confirmed), so a story announced late is not skipped.
+subscriber's last digest (or since they confirmed), so a story announced late is not skipped;
+when the last digest was cut is read from the ledger, which is the one record of what was sent.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from services.notifier.models import Delivery, SisterLink, Story, Subscriber
@@ -106,5 +107,17 @@ def _view(row: Story) -> StoryView:
     return StoryView(row.post_id, row.title, row.excerpt, row.url, row.image, row.published_at)
 
 
-def since_of(subscriber: Subscriber) -> datetime:
-    return subscriber.last_digest_at or subscriber.confirmed_at or subscriber.created_at
+def last_digests(session: Session, subscriber_ids: Iterable[int]) -> dict[int, datetime]:
+    """When each subscriber's last digest was cut, from the ledger (a digest with no news
+    counts: its window is closed too)."""
+    query = (
+        select(Delivery.subscriber_id, func.max(Delivery.sent_at))
+        .where(Delivery.subscriber_id.in_(list(subscriber_ids)))
+        .where(Delivery.status.in_(("sent", "empty")))
+        .group_by(Delivery.subscriber_id)
+    )
+    return dict(session.execute(query).all())
+
+
+def since_of(subscriber: Subscriber, last_digest: datetime | None) -> datetime:
+    return last_digest or subscriber.confirmed_at or subscriber.created_at

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,6 +183,9 @@ class SmtpSender:
                 connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.scheme == "smtp+starttls":
                     connection.starttls(context=ssl.create_default_context())
+            # The message and its last line go as separate writes: without this, Nagle's
+            # algorithm holds the last one until the server's delayed ACK (40 ms a message).
+            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             connection.ehlo_or_helo_if_needed()
             if self.user:
                 connection.login(self.user, self.password or "")
@@ -203,8 +207,9 @@ class SmtpSender:
     ) -> None:
         connection = self._connect()
         try:
-            self._expect(connection.mail(sender), recipient, "MAIL FROM")
-            self._expect(connection.rcpt(recipient), recipient, "RCPT TO")
+            # Addresses are plain ASCII, checked when they were stored: no quoting to do.
+            self._expect(connection.docmd("MAIL", f"FROM:<{sender}>"), recipient, "MAIL FROM")
+            self._expect(connection.docmd("RCPT", f"TO:<{recipient}>"), recipient, "RCPT TO")
             self._expect(connection.docmd("DATA"), recipient, "DATA", wanted=354)
             body = _LEADING_DOT.sub(b"..", data)
             connection.send(body if body.endswith(b"\r\n") else body + b"\r\n")

@@ -54,7 +54,6 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_digest_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     soft_failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
@@ -101,8 +100,9 @@ class Delivery(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
     period: Mapped[str] = mapped_column(String(20))  # daily:2026-11-28, weekly:2026-W48
-    # claimed -> committing (the message's last line not yet sent) -> sent; empty (no news);
-    # failed (permanent); claimed again after a temporary failure.
+    # claimed -> sent (marked just before the message's last line) or empty (no news), or
+    # failed (permanent); back to claimed after a temporary failure. sent_at closes the
+    # subscriber's news window for the next digest.
     status: Mapped[str] = mapped_column(String(12), default="claimed")
     message_id: Mapped[str] = mapped_column(String(200))
     stories: Mapped[int] = mapped_column(Integer, default=0)

@@ -131,7 +131,19 @@ def schedule_digests(frequency: str | None = None, every: bool = False) -> dict:
         raise InvalidInput(f"frequency must be one of {', '.join(FREQUENCIES)}")
     now = utcnow()
     batch = runtime.settings.digest_batch
-    batches: list[list[int]] = []
+    batches = deliveries_handed_out = 0
+
+    def hand_out(delivery_ids: list[int]) -> None:
+        # Each batch goes out as soon as it is claimed: sending starts while claiming goes on.
+        nonlocal batches, deliveries_handed_out
+        if delivery_ids:
+            app.send_task(SEND_TASK, args=[delivery_ids])
+            batches, deliveries_handed_out = batches + 1, deliveries_handed_out + len(delivery_ids)
+
+    with runtime.read_sessions() as session:
+        stale = deliveries.stale_claims(session, now)
+    for start in range(0, len(stale), batch):
+        hand_out(stale[start : start + batch])
     for each in [frequency] if frequency else FREQUENCIES:
         period = digests.period_of(each, now)
         with runtime.read_sessions() as session:
@@ -141,14 +153,8 @@ def schedule_digests(frequency: str | None = None, every: bool = False) -> dict:
                 claimed = deliveries.claim(
                     session, due[start : start + batch], period, now, mail_settings().domain
                 )
-            batches.append(claimed)
-    with runtime.read_sessions() as session:
-        stale = deliveries.stale_claims(session, now)
-    batches += [stale[start : start + batch] for start in range(0, len(stale), batch)]
-    for delivery_ids in batches:
-        if delivery_ids:
-            app.send_task(SEND_TASK, args=[delivery_ids])
-    return {"batches": len(batches), "deliveries": sum(map(len, batches))}
+            hand_out(claimed)
+    return {"batches": batches, "deliveries": deliveries_handed_out}
 
 
 @app.task(name="notifier.request_digests", shared=False)
@@ -165,7 +171,7 @@ def send_digests(delivery_ids: list[int]) -> dict:
     pace = deliveries.Pace(runtime.redis, runtime.settings.mail_rate)
     with mail.SmtpSender(runtime.settings.smtp_url) as sender:
         outcome = deliveries.send_batch(
-            runtime.sessions, sender, delivery_ids, mail_settings(), utcnow(), pace
+            runtime.engine, sender, delivery_ids, mail_settings(), utcnow(), pace
         )
     log.info("digests_sent", sent=outcome.sent, empty=outcome.empty, failed=outcome.failed,
              retry=len(outcome.retry))  # fmt: skip
@@ -184,7 +190,9 @@ def preview_digest(email: str) -> dict:
         subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
         if subscriber is None:
             raise NotFound("no subscriber with this address")
-        since = digests.since_of(subscriber)
+        since = digests.since_of(
+            subscriber, digests.last_digests(session, [subscriber.id]).get(subscriber.id)
+        )
         pool = digests.StoryPool(session, since, now, subscriber.city_ids)
         digest = pool.digest_for(subscriber.city_ids, since)
         delivery = Delivery(
@@ -192,7 +200,7 @@ def preview_digest(email: str) -> dict:
                 subscriber.id, digests.period_of(subscriber.frequency, now), mail_settings().domain
             )
         )
-        template = deliveries.render_digest(digest, subscriber, mail_settings())
+        template = deliveries.template_for(digest, subscriber, mail_settings())
         message = deliveries.personalize(template, subscriber, delivery, mail_settings())
     return {
         "email": address,

@@ -51,7 +51,7 @@ def run(sessions, settings, sink, subscriber_ids, period="weekly:2026-W48"):
     with session_scope(sessions) as session:
         claimed = deliveries.claim(session, subscriber_ids, period, utcnow(), DOMAIN)
     with SmtpSender(sink.url) as sender:
-        return deliveries.send_batch(sessions, sender, claimed, settings, utcnow())
+        return deliveries.send_batch(sessions.kw["bind"], sender, claimed, settings, utcnow())
 
 
 def test_each_subscriber_gets_the_stories_of_their_cities_and_sisters(
@@ -116,7 +116,9 @@ def test_running_twice_or_twice_at_once_sends_one_digest_each(
 
     def send():
         with SmtpSender(sink.url) as sender:
-            deliveries.send_batch(notifier_sessions, sender, claimed, mail_settings, utcnow())
+            deliveries.send_batch(
+                notifier_sessions.kw["bind"], sender, claimed, mail_settings, utcnow()
+            )
 
     workers = [threading.Thread(target=send) for _ in range(3)]
     for worker in workers:

@@ -44,7 +44,6 @@ def upgrade() -> None:
         sa.Column("confirmed_at", UTCDateTime(), nullable=True),
         sa.Column("unsubscribed_at", UTCDateTime(), nullable=True),
         sa.Column("confirmation_sent_at", UTCDateTime(), nullable=True),
-        sa.Column("last_digest_at", UTCDateTime(), nullable=True),
         sa.Column("soft_failures", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("email"),

@@ -1,0 +1,246 @@
+"""Digests: 100,000 confirmed subscribers, one weekly digest each (personal links), sent by the
+notifier workers to a local aiosmtpd sink, against plain smtplib loops sending pre-built
+messages to the same sink in the same run (the sink's ceiling).
+
+Subscribers follow nothing (all the news) or one of ten cities, as readers of a few big
+cities would; each distinct digest is rendered once and personalized per subscriber.
+BENCH_SUBSCRIBERS changes the count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import smtplib
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from benchmarks.processes import free_port, fresh_postgres, running_processes, start_redis, wait
+from benchmarks.report import Row, table  # noqa: F401 - table is this module's printer
+from services.notifier import deliveries, digests, mail
+from services.notifier.models import Delivery, SisterLink, Story, Subscriber
+from services.notifier.tokens import Tokens
+from shared.celery_app import make_celery
+from shared.db import make_engine, make_session_factory
+from shared.events import utcnow
+from shared.migrations import upgrade
+from shared.settings import CommonSettings, EnvReader
+
+SUBSCRIBERS = int(os.environ.get("BENCH_SUBSCRIBERS", "100000"))
+BASELINE_MESSAGES = 4000
+MIGRATIONS = Path(__file__).resolve().parents[1] / "services" / "notifier" / "migrations"
+SENDER = "Sister Cities <news@sistercities.example>"
+WORKERS = 2
+
+
+def measure(seconds: float = 10.0) -> list[Row]:
+    rows = _build_rows()
+    with running_processes() as processes, tempfile.TemporaryDirectory() as tmp:
+        redis_url = start_redis(processes)
+        postgres = fresh_postgres()
+        url, drop = postgres if postgres else (f"sqlite:///{tmp}/notifier.db", None)
+        label = "PostgreSQL" if postgres else "SQLite"
+        try:
+            upgrade(MIGRATIONS, url)
+            _fill(url)
+            sample = _sample_message(url)
+            ceilings = {}
+            for senders in (1, 4):
+                port, _report = _start_sink(processes, tmp, f"baseline{senders}")
+                ceilings[senders] = _smtplib_rate(port, senders, sample)
+                rows.append(
+                    Row(
+                        f"sink ceiling: plain smtplib, {senders} sender(s), pre-built messages",
+                        f"{ceilings[senders]:,.0f} msg/s",
+                    )
+                )
+            rows += _notifier_rows(processes, tmp, url, redis_url, label, ceilings[4])
+        finally:
+            if drop is not None:
+                drop()
+    return rows
+
+
+def _build_rows() -> list[Row]:
+    """What one personalized message costs to make: built whole, or filled in."""
+    tokens = Tokens("bench-key")
+    settings = deliveries.MailSettings(SENDER, "https://sistercities.example", tokens)
+    stories = [
+        digests.StoryView(n, f"Story {n} about twinning", "Delegates met… " * 8,
+                          f"https://medium.com/p/{n:012x}", "https://cdn.example/i.jpg", utcnow())
+        for n in range(8)
+    ]  # fmt: skip
+    digest = digests.Digest(stories, 0)
+    subscriber = Subscriber(id=1, email="reader@example.org", city_ids=[1], frequency="weekly")
+    delivery = Delivery(message_id="<digest.weekly.2026-W48.1@sistercities.example>")
+    template = deliveries.render_digest(digest, subscriber, settings)
+
+    def whole():
+        rendered = template.rendered
+        mail.build_message(sender=SENDER, recipient=subscriber.email, rendered=rendered,
+                           message_id=delivery.message_id, unsubscribe_url="https://x/u/t",
+                           unsubscribe_mailto=settings.mailto)  # fmt: skip
+
+    def filled():
+        deliveries.personalize(template, subscriber, delivery, settings)
+
+    costs = {name: _cpu_ms(step) for name, step in (("whole", whole), ("filled", filled))}
+    return [
+        Row("one message built whole (EmailMessage, text + HTML)", f"{costs['whole']:.2f} ms CPU"),
+        Row(
+            "one message filled in from the digest's template (2 signed links)",
+            f"{costs['filled']:.3f} ms CPU",
+            f"built whole {costs['whole']:.2f} ms",
+            f"{costs['whole'] / costs['filled']:.0f}x less",
+        ),
+    ]
+
+
+def _cpu_ms(step, repeat: int = 300) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.process_time()
+        step()
+        samples.append(time.process_time() - started)
+    return statistics.mean(samples) * 1000
+
+
+def _fill(url: str) -> None:
+    rng = random.Random(5)
+    confirmed = utcnow() - timedelta(days=7)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(insert(SisterLink), [
+            {"partnership_id": n, "city_id": a, "sister_city_id": b, "status": "active"}
+            for n, (a, b) in enumerate([(1, 11), (11, 1), (2, 12), (12, 2)], start=1)
+        ])  # fmt: skip
+        conn.execute(insert(Story), [
+            {"post_id": n, "title": f"Story {n}: delegates, festivals and exchanges",
+             "excerpt": "Delegates from both cities met for a week of… " * 6,
+             "url": f"https://medium.com/p/{n:012x}", "image": "https://cdn.example/i.jpg",
+             "published_at": utcnow() - timedelta(hours=n),
+             "received_at": utcnow() - timedelta(hours=n),
+             "city_ids": [n % 12 + 1]}
+            for n in range(1, 31)
+        ])  # fmt: skip
+        for start in range(0, SUBSCRIBERS, 10_000):
+            conn.execute(insert(Subscriber), [
+                {"email": f"reader{n}@example.org", "frequency": "weekly", "weekday": 0,
+                 "city_ids": [] if rng.random() < 0.4 else [rng.randint(1, 10)],
+                 "status": "confirmed", "created_at": confirmed, "confirmed_at": confirmed,
+                 "soft_failures": 0}
+                for n in range(start, min(start + 10_000, SUBSCRIBERS))
+            ])  # fmt: skip
+    engine.dispose()
+
+
+def _sample_message(url: str) -> bytes:
+    """A real personalized digest from this run's data, for the baseline to send as is."""
+    settings = deliveries.MailSettings(SENDER, "https://sistercities.example", Tokens("k"))
+    sessions = make_session_factory(make_engine(url))
+    with sessions() as session:
+        subscriber = session.get(Subscriber, 1)
+        since = digests.since_of(subscriber, None)
+        pool = digests.StoryPool(session, since, utcnow(), [1])
+        digest = pool.digest_for(subscriber.city_ids, since)
+        template = deliveries.render_digest(digest, subscriber, settings)
+        return deliveries.personalize(template, subscriber, Delivery(message_id="<x@y>"), settings)
+
+
+def _start_sink(processes, tmp: str, name: str) -> tuple[int, str]:
+    port, report = free_port(), os.path.join(tmp, f"{name}.json")
+    processes.start(name, [sys.executable, "-m", "benchmarks.smtp_sink", "--port", str(port),
+                           "--report", report], dict(os.environ))  # fmt: skip
+    wait(lambda: smtplib.SMTP("127.0.0.1", port, timeout=2).quit(), f"the sink {name}")
+    return port, report
+
+
+def _send_some(port: int, count: int, data: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", port) as connection:
+        for n in range(count):
+            connection.sendmail("news@sistercities.example", [f"base{n}@example.org"], data)
+
+
+def _smtplib_rate(port: int, senders: int, data: bytes) -> float:
+    each = BASELINE_MESSAGES // senders
+    started = time.perf_counter()
+    with ProcessPoolExecutor(senders) as pool:
+        list(pool.map(_send_some, [port] * senders, [each] * senders, [data] * senders))
+    return each * senders / (time.perf_counter() - started)
+
+
+def _notifier_rows(processes, tmp, url, redis_url, label, ceiling) -> list[Row]:
+    port, report = _start_sink(processes, tmp, "digests")
+    env = dict(
+        os.environ, REDIS_URL=redis_url, DATA_DIR=tmp, NOTIFIER_DATABASE_URL=url,
+        SMTP_URL=f"smtp://127.0.0.1:{port}", MAIL_FROM=SENDER,
+        SECRET_KEY="bench-secret",  # noqa: S106 - a throwaway key for a throwaway run
+        PUBLIC_BASE_URL="https://sistercities.example", LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1", WORKER_CONCURRENCY=os.environ.get("BENCH_CONCURRENCY", "2"),
+    )  # fmt: skip
+    command = [sys.executable, "-m", "sistercities", "worker", "notifier"]
+    workers = [processes.start(f"notifier-{n}", command, env) for n in range(WORKERS)]
+    celery = make_celery("bench", CommonSettings(**CommonSettings.read(EnvReader(env))))
+    sessions = make_session_factory(make_engine(url))
+
+    def sent() -> int:
+        with sessions() as session:
+            return session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.status == "sent")
+            )
+
+    time.sleep(3)  # the workers start
+    rss = []
+    started = time.perf_counter()
+    celery.send_task("notifier.schedule_digests", args=["weekly"], kwargs={"every": True})
+    while (done := sent()) < SUBSCRIBERS:
+        if time.perf_counter() - started > 1800:
+            raise RuntimeError(f"only {done} digests sent in 30 minutes")
+        rss.append((done, sum(_rss_mb(worker.pid) for worker in workers)))
+        time.sleep(1)
+    elapsed = time.perf_counter() - started
+    processes.stop_all()  # the sink writes its report when it stops
+    with open(report) as file:
+        counted = json.load(file)
+    quarter = next((mb for done, mb in rss if done >= SUBSCRIBERS // 4), rss[-1][1])
+    rate = SUBSCRIBERS / elapsed
+    return [
+        Row(f"{label}: {SUBSCRIBERS:,} weekly digests by {WORKERS} notifier workers",
+            f"{elapsed:.1f} s, {rate:,.0f} msg/s", f"sink ceiling {ceiling:,.0f} msg/s (4 senders)",
+            f"{rate / ceiling:.0%} of it (aim 50%)"),
+        Row("at the sink: messages / distinct recipients / distinct Message-IDs",
+            f"{counted['messages']:,} / {counted['distinct_recipients']:,} / "
+            f"{counted['distinct_message_ids']:,}"),
+        Row("notifier workers' memory at 25% and at the end (RSS, both)",
+            f"{quarter:.0f} MB / {rss[-1][1]:.0f} MB"),
+    ]  # fmt: skip
+
+
+def _rss_mb(pid: int) -> float:
+    """The resident memory of a process and its children (the pool)."""
+    total = 0
+    for candidate in [pid, *_children(pid)]:
+        try:
+            with open(f"/proc/{candidate}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except FileNotFoundError:
+        return []
