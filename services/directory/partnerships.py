@@ -90,12 +90,34 @@ def delete_partnership(session: Session, partnership_id: int) -> None:
 
 def _announce(session: Session, change: str, partnership: Partnership) -> None:
     bump_version(session)
+    # The two cities' names travel with the change: a consumer can tell its readers about it
+    # without asking back.
+    cities = [
+        session.get(City, city_id) for city_id in (partnership.city_a_id, partnership.city_b_id)
+    ]
     publish(
         session,
         Base.metadata,
         "directory.partnership_changed",
-        {"change": change, "partnership": partnership_to_dict(partnership)},
+        {
+            "change": change,
+            "partnership": partnership_to_dict(partnership),
+            "cities": [city_summary(city) for city in cities if city is not None],
+        },
     )
+
+
+def city_summary(city: City) -> dict[str, Any]:
+    return {"id": city.id, "name": city.name, "country_code": city.country_code}
+
+
+def city_names(session: Session, city_ids: list[int]) -> dict:
+    """Names of directory cities (for services that show them): unknown ids are left out."""
+    if not isinstance(city_ids, list) or len(city_ids) > 500:
+        raise InvalidInput("city_ids must be a list of at most 500 ids")
+    wanted = {city_id for city_id in city_ids if isinstance(city_id, int)}
+    cities = session.scalars(select(City).where(City.id.in_(wanted))).all()
+    return {"cities": [city_summary(city) for city in sorted(cities, key=lambda c: c.id)]}
 
 
 def _get(session: Session, partnership_id: int) -> Partnership:

@@ -39,6 +39,12 @@ def match_places_many(texts: list[str], limit: int = 50) -> dict:
     return places_in_many(search_index.get(), texts, limit)
 
 
+@app.task(name="directory.get_city_names", shared=False)
+def get_city_names(city_ids: list[int]) -> dict:
+    with runtime.read_sessions() as session:
+        return partnerships.city_names(session, city_ids)
+
+
 @app.task(name="directory.create_partnership", shared=False)
 def create_partnership(
     city_id: int,

@@ -186,6 +186,7 @@ def template_for(
     """Each distinct digest is rendered and encoded once per process, whatever batch its
     subscribers fall in."""
     key = (tuple(story.post_id for story in digest.stories), digest.more,
+           tuple(p.partnership_id for p in digest.partnerships), digest.cities,
            bool(subscriber.city_ids), subscriber.frequency, settings.public_base_url)  # fmt: skip
     with _templates_lock:
         if key in _templates:
@@ -211,7 +212,9 @@ def render_digest(
         "digest",
         stories=digest.stories,
         more=digest.more,
-        count=digest.count,
+        count=digest.story_count,
+        partnerships=digest.partnerships,
+        cities=_named(digest.cities),
         following=bool(subscriber.city_ids),
         frequency=subscriber.frequency,
         site_url=settings.public_base_url,
@@ -221,6 +224,15 @@ def render_digest(
     return mail.MessageTemplate(
         settings.sender, rendered, (UNSUBSCRIBE_MARK, PREFERENCES_MARK), settings.mailto
     )
+
+
+def _named(cities: tuple[str, ...]) -> str:
+    """ "Lyon", "Lyon and Kyoto", "Lyon, Kyoto, Boston and 2 more"."""
+    if len(cities) <= 2:
+        return " and ".join(cities)
+    if len(cities) == 3:
+        return f"{cities[0]}, {cities[1]} and {cities[2]}"
+    return f"{', '.join(cities[:3])} and {len(cities) - 3} more"
 
 
 def personalize(

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from services.notifier.models import Delivery, SisterLink, Story, Subscriber
+from services.notifier.models import (
+    Delivery,
+    KnownCity,
+    PartnershipNews,
+    SisterLink,
+    Story,
+    Subscriber,
+)
 
 MAX_STORIES = 20
 
@@ -61,13 +68,26 @@ class StoryView:
 
 
 @dataclass(frozen=True)
+class PartnershipView:
+    partnership_id: int
+    cities: tuple[str, str]
+    since: int | None
+
+
+@dataclass(frozen=True)
 class Digest:
     stories: list[StoryView]
     more: int  # stories beyond MAX_STORIES
+    partnerships: list[PartnershipView] = field(default_factory=list)
+    cities: tuple[str, ...] = ()  # the followed cities' names, where known
+
+    @property
+    def story_count(self) -> int:
+        return len(self.stories) + self.more
 
     @property
     def count(self) -> int:
-        return len(self.stories) + self.more
+        return self.story_count + len(self.partnerships)
 
 
 class StoryPool:
@@ -91,6 +111,18 @@ class StoryPool:
             )
             for city_id, sister_id in links:
                 self.sisters[city_id].add(sister_id)
+        news = session.scalars(
+            select(PartnershipNews)
+            .where(PartnershipNews.received_at > since, PartnershipNews.received_at <= until)
+            .order_by(PartnershipNews.received_at.desc())
+        ).all()
+        self.partnerships = [row for row in news if wanted & set(row.city_ids)]
+        named = wanted.union(*(set(row.city_ids) for row in self.partnerships))
+        self.names: dict[int, str] = dict(
+            session.execute(
+                select(KnownCity.city_id, KnownCity.name).where(KnownCity.city_id.in_(named))
+            ).all()
+        )
 
     def digest_for(self, followed: list[int], since: datetime) -> Digest:
         if followed:
@@ -100,7 +132,25 @@ class StoryPool:
             ]
         else:
             matching = [view for received, _cities, view in self.stories if received > since]
-        return Digest(stories=matching[:MAX_STORIES], more=max(0, len(matching) - MAX_STORIES))
+        return Digest(
+            stories=matching[:MAX_STORIES],
+            more=max(0, len(matching) - MAX_STORIES),
+            partnerships=self._partnerships_of(set(followed), since),
+            # Named only when every followed city's name is known: a partial list would mislead.
+            cities=tuple(self.names[city] for city in followed)
+            if all(city in self.names for city in followed)
+            else (),
+        )
+
+    def _partnerships_of(self, followed: set[int], since: datetime) -> list[PartnershipView]:
+        """New partnerships of a followed city (every partnership would be too many for the
+        readers of all the news: an import brings thousands)."""
+        views = []
+        for row in self.partnerships:
+            if row.received_at > since and followed & set(row.city_ids):
+                a, b = (self.names.get(city, "a city in the directory") for city in row.city_ids)
+                views.append(PartnershipView(row.partnership_id, (a, b), row.since))
+        return views[:MAX_STORIES]
 
 
 def _view(row: Story) -> StoryView:

@@ -8,15 +8,28 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from services.notifier.models import SisterLink, Story, StoryCity
+from services.notifier.models import KnownCity, PartnershipNews, SisterLink, Story, StoryCity
 from shared.events import utcnow
 
 
 def on_partnership_changed(session: Session, payload: dict[str, Any], _envelope: dict) -> None:
     partnership = payload["partnership"]
+    remember_cities(session, payload.get("cities") or [])
     session.execute(delete(SisterLink).where(SisterLink.partnership_id == partnership["id"]))
     if payload["change"] == "deleted":
+        session.execute(
+            delete(PartnershipNews).where(PartnershipNews.partnership_id == partnership["id"])
+        )
         return
+    if payload["change"] == "created" and session.get(PartnershipNews, partnership["id"]) is None:
+        session.add(
+            PartnershipNews(
+                partnership_id=partnership["id"],
+                city_ids=list(partnership["city_ids"]),
+                since=partnership.get("since"),
+                received_at=utcnow(),
+            )
+        )
     city_a, city_b = partnership["city_ids"]
     for city_id, sister_city_id in ((city_a, city_b), (city_b, city_a)):
         session.add(
@@ -27,6 +40,14 @@ def on_partnership_changed(session: Session, payload: dict[str, Any], _envelope:
                 status=partnership["status"],
             )
         )
+
+
+def remember_cities(session: Session, cities: list[dict]) -> None:
+    for city in cities:
+        known = session.get(KnownCity, city["id"]) or KnownCity(city_id=city["id"])
+        known.name = str(city["name"])[:200]
+        known.country_code = str(city.get("country_code") or "")[:2]
+        session.add(known)
 
 
 def on_post_announced(session: Session, payload: dict[str, Any], _envelope: dict) -> None:

@@ -37,6 +37,28 @@ class SisterLink(Base):
     status: Mapped[str] = mapped_column(String(16))
 
 
+class KnownCity(Base):
+    """A directory city's name, as the directory told it (partnership events, name lookups)."""
+
+    __tablename__ = "known_cities"
+
+    city_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country_code: Mapped[str] = mapped_column(String(2))
+
+
+class PartnershipNews(Base):
+    """A new partnership: news for whoever follows one of its cities."""
+
+    __tablename__ = "partnership_news"
+    __table_args__ = (Index("ix_partnership_news_received", "received_at"),)
+
+    partnership_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    city_ids: Mapped[list] = mapped_column(JSON)
+    since: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Subscriber(Base):
     """An address and what it wants. Only what is needed is kept: no IP addresses, no names."""
 

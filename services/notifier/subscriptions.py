@@ -12,7 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.notifier.models import FREQUENCIES, Subscriber
+from services.notifier.models import FREQUENCIES, KnownCity, Subscriber
 from services.notifier.tokens import Tokens, same_address
 from shared.errors import InvalidInput
 
@@ -108,6 +108,12 @@ def update_preferences(
     subscriber.frequency = valid_frequency(frequency)
     subscriber.city_ids = valid_cities(city_ids)
     return subscriber
+
+
+def unknown_cities(session: Session, city_ids: list[int]) -> list[int]:
+    """Followed cities whose names the notifier has not learned yet."""
+    known = set(session.scalars(select(KnownCity.city_id).where(KnownCity.city_id.in_(city_ids))))
+    return [city_id for city_id in city_ids if city_id not in known]
 
 
 def public_view(subscriber: Subscriber) -> dict:

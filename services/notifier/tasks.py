@@ -8,6 +8,7 @@ import functools
 from sqlalchemy import func, select
 
 from services.notifier import deliveries, digests, mail, subscriptions
+from services.notifier.event_handlers import remember_cities
 from services.notifier.models import FREQUENCIES, Delivery, Subscriber
 from services.notifier.tokens import Tokens
 from services.notifier.worker import app, runtime
@@ -35,8 +36,10 @@ def subscribe(email: str, frequency: str = "weekly", city_ids: list[int] | None 
     with session_scope(runtime.sessions) as session:
         to_mail = subscriptions.subscribe(session, email, frequency, city_ids, utcnow())
         subscriber_id = to_mail.id if to_mail is not None else None
+        followed = list(to_mail.city_ids) if to_mail is not None else []
     if subscriber_id is not None:
         app.send_task("notifier.send_confirmation", args=[subscriber_id])
+        request_city_names(followed)
     # The same answer for a new, a pending and a confirmed address.
     return {"status": "pending"}
 
@@ -111,7 +114,31 @@ def get_preferences(token: str) -> dict:
 def update_preferences(token: str, frequency: str, city_ids: list[int] | None = None) -> dict:
     with session_scope(runtime.sessions) as session:
         subscriber = subscriptions.update_preferences(session, tokens(), token, frequency, city_ids)
-        return _with_links(subscriber)
+        answer = _with_links(subscriber)
+    request_city_names(answer["city_ids"])
+    return answer
+
+
+def request_city_names(city_ids: list[int]) -> None:
+    """Ask the directory for the names of followed cities the notifier does not know yet
+    (digests name them); the answer comes back as ``notifier.store_city_names``."""
+    if not city_ids:
+        return
+    with runtime.read_sessions() as session:
+        unknown = subscriptions.unknown_cities(session, city_ids)
+    if unknown:
+        app.send_task(
+            "directory.get_city_names",
+            args=[unknown],
+            link=app.signature("notifier.store_city_names"),
+        )
+
+
+@app.task(name="notifier.store_city_names", shared=False)
+def store_city_names(answer: dict) -> dict:
+    with session_scope(runtime.sessions) as session:
+        remember_cities(session, answer["cities"])
+    return {"stored": len(answer["cities"])}
 
 
 def _with_links(subscriber: Subscriber) -> dict:

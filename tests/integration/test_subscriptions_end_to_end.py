@@ -116,3 +116,19 @@ def test_forged_and_unknown_tokens_get_a_clear_page(client, stack):
         assert response.status_code == 400 and "This link does not work" in response.text
         assert "<b>" not in response.text
     assert client.post("/unsubscribe/forged").status_code == 400
+
+
+def test_the_notifier_learns_the_names_of_followed_cities(
+    client, stack, services, clean_databases, mail_sink
+):
+    from tests.conftest import add_test_cities
+
+    ids = add_test_cities(
+        clean_databases["directory"], [("Ruritania Falls", "US", 40.0, -100.0, 5)]
+    )
+    wait_for(lambda: services.call("directory.search_cities", "Ruritania Falls")["results"],
+             what="the directory to know the city")  # fmt: skip
+    client.post("/api/v1/subscriptions", json={"email": "names@example.org", "city_ids": ids})
+    names = "SELECT count(*) FROM known_cities WHERE name = 'Ruritania Falls'"
+    wait_for(lambda: count_rows(clean_databases["notifier"], names) == 1,
+             what="the notifier to learn the followed city's name from the directory")  # fmt: skip

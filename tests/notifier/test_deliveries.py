@@ -185,3 +185,30 @@ def test_a_digest_holds_twenty_stories_and_counts_the_rest(notifier_sessions, ma
     assert message["Subject"].startswith("25 new stories")
     text = message.get_body(("plain",)).get_content()
     assert text.count("Read on Medium") == 20 and "and 5 more" in text
+
+
+def test_new_sister_cities_are_news_and_followed_cities_are_named(
+    notifier_sessions, mail_settings, sink
+):
+    with session_scope(notifier_sessions) as session:
+        ada = add_subscriber(session, "ada@example.org", [10])
+        everyone = add_subscriber(session, "all@example.org")
+        on_partnership_changed(session, {
+            "change": "created",
+            "partnership": {"id": 7, "city_ids": [10, 30], "status": "active", "since": 2009},
+            "cities": [{"id": 10, "name": "Minneapolis", "country_code": "US"},
+                       {"id": 30, "name": "Najaf", "country_code": "IQ"}],
+        }, {})  # fmt: skip
+    outcome = run(notifier_sessions, mail_settings, sink, [ada, everyone])
+    assert (outcome.sent, outcome.empty) == (1, 1)  # a partnership is not news for everyone
+    message = sink.to("ada@example.org")[0].message
+    assert message["Subject"] == "New sister cities for Minneapolis"
+    text = message.get_body(("plain",)).get_content()
+    assert "Minneapolis and Najaf, since 2009" in text
+
+    news(notifier_sessions, story(1, [30]))  # a story about the new sister
+    with session_scope(notifier_sessions) as session:
+        session.execute(Delivery.__table__.delete())
+    run(notifier_sessions, mail_settings, sink, [ada], period="weekly:2026-W49")
+    latest = sink.to("ada@example.org")[-1].message
+    assert latest["Subject"].startswith("1 new story from Minneapolis and its sister cities")
