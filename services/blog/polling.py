@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -92,6 +92,7 @@ def poll_feed(
     for attempt in range(STORE_ATTEMPTS):
         try:
             with session_scope(sessions) as session:
+                relax_durability(session)
                 feed = session.get(Feed, feed_id)
                 if feed is None:
                     return PollResult(feed_id, "gone")
@@ -110,6 +111,17 @@ def poll_feed(
                 raise
     timings["store"] = time.perf_counter() - started
     return PollResult(feed_id, "stored", changed, len(posts), timings=timings)
+
+
+def relax_durability(session: Session) -> None:
+    """On PostgreSQL, commit the poll's posts without waiting for the WAL flush.
+
+    Safe here and nowhere else: the feed's new validators commit in the same transaction, so
+    if a database crash loses it, the next poll is answered 200 instead of 304 and stores the
+    same posts again. Nothing has been announced yet (that waits for the city links, in a
+    transaction of its own). The wait was a third of a poll's time on this machine."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
 def _record(

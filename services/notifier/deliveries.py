@@ -166,12 +166,14 @@ def send_batch(
             except mail.PermanentFailure as error:
                 _failed(sessions, delivery.id, subscriber.id, str(error), permanent=True)
                 outcome.failed += 1
+            except mail.ServerUnavailable:
+                # Not this subscriber's fault: the batch stops and is retried whole. A row
+                # marked sent stays sent (its last line may have been accepted).
+                outcome.retry += [d.id for d, _s in rows if d.id >= delivery.id]
+                break
             except mail.TemporaryFailure as error:
                 _failed(sessions, delivery.id, subscriber.id, str(error), permanent=False)
                 outcome.retry.append(delivery.id)
-                if sender_is_down(error):
-                    outcome.retry += [d.id for d, _s in rows if d.id > delivery.id]
-                    break
     return outcome
 
 
@@ -198,11 +200,6 @@ def template_for(
         while len(_templates) > TEMPLATES_KEPT:
             _templates.popitem(last=False)
     return template
-
-
-def sender_is_down(error: mail.TemporaryFailure) -> bool:
-    text = str(error)
-    return "cannot be reached" in text or "connection" in text
 
 
 def render_digest(

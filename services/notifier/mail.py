@@ -33,6 +33,11 @@ class TemporaryFailure(Exception):
     """4xx, or the server could not be reached: try again later."""
 
 
+class ServerUnavailable(TemporaryFailure):
+    """The server could not be reached or the connection broke: nothing to do with the
+    recipient, and every later message would fail the same way."""
+
+
 class PermanentFailure(Exception):
     """5xx for this recipient: the address will not take mail."""
 
@@ -194,7 +199,7 @@ class SmtpSender:
                 f"the mail server refused our login ({error.smtp_code})"
             ) from None
         except (OSError, smtplib.SMTPException) as error:
-            raise TemporaryFailure(f"the mail server cannot be reached ({error})") from None
+            raise ServerUnavailable(f"the mail server cannot be reached ({error})") from None
         self._connection = connection
         return connection
 
@@ -219,7 +224,7 @@ class SmtpSender:
             self._expect(connection.getreply(), recipient, "end of DATA")
         except (smtplib.SMTPServerDisconnected, OSError) as error:
             self._drop()
-            raise TemporaryFailure(f"the connection to the mail server broke ({error})") from None
+            raise ServerUnavailable(f"the connection to the mail server broke ({error})") from None
         except (TemporaryFailure, PermanentFailure):
             self._reset()
             raise

@@ -69,3 +69,41 @@ def test_a_worker_killed_mid_send_neither_repeats_nor_skips_a_digest(
     assert len(set(message_ids)) == SUBSCRIBERS
     assert at_kill < len(recipients)
     mail_sink.clear()
+
+
+def test_a_mail_server_down_for_a_minute_delays_digests_and_loses_none(
+    client, stack, admin_headers, clean_databases, mail_sink
+):
+    import time
+
+    mail_sink.clear()
+    confirmed = utcnow() - timedelta(days=1)
+    with clean_databases["notifier"].begin() as conn:
+        conn.execute(insert(Subscriber), [
+            {"email": f"patient{n}@example.org", "frequency": "weekly", "weekday": 0,
+             "city_ids": [], "status": "confirmed", "created_at": confirmed,
+             "confirmed_at": confirmed, "soft_failures": 0}
+            for n in range(50)
+        ])  # fmt: skip
+        conn.execute(insert(Story).values(
+            post_id=2, title="News", excerpt="…", url="https://medium.com/p/0123456789ac",
+            image=None, published_at=utcnow(), received_at=utcnow() - timedelta(hours=1),
+            city_ids=[],
+        ))  # fmt: skip
+    mail_sink.stop()
+    try:
+        client.post("/api/v1/admin/digests/send",
+                    json={"frequency": "weekly"}, headers=admin_headers)  # fmt: skip
+        claimed = "SELECT count(*) FROM deliveries WHERE status = 'claimed'"
+        wait_for(lambda: count_rows(clean_databases["notifier"], claimed) == 50,
+                 what="the digests to be claimed")  # fmt: skip
+        time.sleep(60)  # the server stays down; the workers retry with backoff
+        assert sent(clean_databases) == 0
+    finally:
+        mail_sink.start()
+    wait_for(lambda: sent(clean_databases) == 50, timeout=240, what="the digests once it is back")
+    recipients = [address for item in mail_sink.received for address in item.recipients]
+    assert sorted(recipients) == sorted(f"patient{n}@example.org" for n in range(50))
+    bounced = "SELECT count(*) FROM subscribers WHERE status != 'confirmed'"
+    assert count_rows(clean_databases["notifier"], bounced) == 0  # the outage was not theirs
+    mail_sink.clear()

@@ -110,12 +110,15 @@ def test_bad_subscriptions_are_refused_and_nothing_is_reflected(client, stack, b
     assert "Bcc: x@y.z" not in response.text and "<" not in response.text
 
 
-def test_forged_and_unknown_tokens_get_a_clear_page(client, stack):
+def test_forged_and_unknown_tokens_get_a_clear_page(client, stack, caplog):
     for path in ["/unsubscribe/forged", "/preferences/forged", "/subscriptions/confirm/<b>x<b>"]:
         response = client.get(path)
         assert response.status_code == 400 and "This link does not work" in response.text
         assert "<b>" not in response.text
     assert client.post("/unsubscribe/forged").status_code == 400
+    access = [str(record.msg) for record in caplog.records if record.name == "gateway.access"]
+    assert access and all("forged" not in line for line in access)  # tokens stay out of logs
+    assert any("/unsubscribe/<token>" in line for line in access)
 
 
 def test_the_notifier_learns_the_names_of_followed_cities(
