@@ -39,6 +39,11 @@ class StatsOut(Schema):
     confirmed_by_frequency = Dict(keys=String(), values=Integer(), required=True)
     deliveries = Dict(keys=String(), values=Integer(), required=True)
     last_digest_sent_at = String(allow_none=True, metadata={"format": "date-time"})
+    sent_not_acknowledged = Integer(
+        required=True,
+        metadata={"description": "Marked sent without the server's acceptance recorded: in "
+                  "flight, or lost by a crash at the last line (see the README)"},
+    )  # fmt: skip
 
 
 @bp.get("/digests/preview")

@@ -9,8 +9,10 @@ connection dies first. So:
   message, and the retry sends it: nothing lost, nothing twice;
 - a worker killed after the mark: the row says "sent" and the message goes out with the "."
   the kernel already holds or is about to get. The one window left is between the commit
-  returning and the "." being written (a few microseconds of Python): a kill there loses that
-  one message, and never sends anything twice;
+  becoming durable and the "." being written (the commit's reply and a little Python, about
+  a tenth of a millisecond): a kill there loses that one message (one per open connection at
+  most), and never sends anything twice. Such a row is "sent" without ``accepted_at`` (the
+  server's 250 is recorded with the next mark), so the loss is named, not silent;
 - two workers holding the same row (a redelivered task): only one mark succeeds (it is
   conditional on "claimed"); the other abandons its message mid-DATA.
 
@@ -136,6 +138,7 @@ def send_batch(
     # One connection for the batch's ledger writes: checking a pooled connection out (and
     # pinging it) for every message cost a fifth of the send.
     with engine.connect() as ledger:
+        accepted: list[int] = []  # the server said 250; recorded with the next mark
         for delivery, subscriber in rows:
             if subscriber.status != "confirmed":
                 _finish(engine, delivery.id, "skipped", now)
@@ -157,10 +160,11 @@ def send_batch(
                     subscriber.email,
                     data,
                     before_last_line=lambda d=delivery, n=digest.count: _mark_sent(
-                        ledger, d.id, n, now
+                        ledger, d.id, n, now, accepted
                     ),
                 )
                 outcome.sent += 1
+                accepted.append(delivery.id)
             except AlreadyTaken:
                 outcome.skipped += 1
             except mail.PermanentFailure as error:
@@ -174,6 +178,9 @@ def send_batch(
             except mail.TemporaryFailure as error:
                 _failed(sessions, delivery.id, subscriber.id, str(error), permanent=False)
                 outcome.retry.append(delivery.id)
+        if accepted:
+            with ledger.begin():
+                ledger.execute(_MARK_ACCEPTED, {"accepted": accepted, "now": now})
     return outcome
 
 
@@ -266,6 +273,11 @@ def personalize(
     )
 
 
+_MARK_ACCEPTED = (
+    update(Delivery)
+    .where(Delivery.id.in_(bindparam("accepted", expanding=True)))
+    .values(accepted_at=bindparam("now"))
+)
 _MARK_SENT = (
     update(Delivery)
     .where(Delivery.id == bindparam("delivery"), Delivery.status == "claimed")
@@ -274,15 +286,22 @@ _MARK_SENT = (
 )  # fmt: skip
 
 
-def _mark_sent(ledger: Connection, delivery_id: int, stories: int, now: datetime) -> None:
+def _mark_sent(
+    ledger: Connection, delivery_id: int, stories: int, now: datetime, accepted: list[int]
+) -> None:
     """One small transaction per message, on the batch's own connection (checking a pooled
     connection out and pinging it for every message cost a fifth of the send)."""
     with ledger.begin():
+        if accepted:
+            # The previous messages' 250s ride along: a row marked sent but never accepted is
+            # one a crash may have lost (at most one per connection), and it is named.
+            ledger.execute(_MARK_ACCEPTED, {"accepted": accepted, "now": now})
         marked = ledger.execute(
             _MARK_SENT, {"delivery": delivery_id, "now": now, "stories": stories}
         ).rowcount
         if marked != 1:
             raise AlreadyTaken(delivery_id)
+    accepted.clear()
 
 
 def _finish(engine: Engine, delivery_id: int, status: str, now: datetime) -> None:

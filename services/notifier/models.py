@@ -132,3 +132,6 @@ class Delivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the server's 250 for the message was recorded. Sent without it after a crash: the
+    # one message that crash may have lost (see deliveries.py).
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -246,5 +246,10 @@ def subscriber_stats() -> dict:
         by_status = dict(
             session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
         )
+        unaccepted = session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.status == "sent", Delivery.accepted_at.is_(None))
+        )
     return {**stats, "last_digest_sent_at": last.isoformat() if last else None,
-            "deliveries": by_status}  # fmt: skip
+            "deliveries": by_status, "sent_not_acknowledged": unaccepted}  # fmt: skip

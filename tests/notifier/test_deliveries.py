@@ -130,6 +130,9 @@ def test_running_twice_or_twice_at_once_sends_one_digest_each(
     recipients = [r for item in sink.received for r in item.recipients]
     assert sorted(recipients) == sorted(f"s{n}@example.org" for n in range(30))
     assert len({item.message["Message-ID"] for item in sink.received}) == 30
+    with notifier_sessions() as session:
+        accepted = session.scalars(select(Delivery.accepted_at)).all()
+    assert len(accepted) == 30 and all(accepted)  # every 250 recorded
 
 
 def test_a_refused_address_bounces_alone_and_a_down_server_is_retried(

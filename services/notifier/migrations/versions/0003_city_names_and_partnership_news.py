@@ -34,9 +34,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("partnership_news", schema=None) as batch_op:
         batch_op.create_index("ix_partnership_news_received", ["received_at"], unique=False)
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("accepted_at", UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_column("accepted_at")
     with op.batch_alter_table("partnership_news", schema=None) as batch_op:
         batch_op.drop_index("ix_partnership_news_received")
 
