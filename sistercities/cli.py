@@ -201,9 +201,11 @@ def _announce_ready(supervisor: Supervisor, url: str) -> None:
 def _register_service_commands() -> None:
     from services.blog.cli import blog_cli
     from services.directory.cli import directory_cli
+    from services.notifier.cli import notifier_cli
 
     main.add_command(directory_cli)
     main.add_command(blog_cli)
+    main.add_command(notifier_cli)
 
 
 _register_service_commands()

@@ -215,3 +215,25 @@ def test_new_sister_cities_are_news_and_followed_cities_are_named(
     run(notifier_sessions, mail_settings, sink, [ada], period="weekly:2026-W49")
     latest = sink.to("ada@example.org")[-1].message
     assert latest["Subject"].startswith("1 new story from Minneapolis and its sister cities")
+
+
+def test_the_global_rate_holds_across_senders(redis_client, monkeypatch):
+    """MAIL_RATE: at most ``rate`` messages in any one second, counted in Redis, whichever
+    worker sends them (two paces here, as two workers would have)."""
+    import collections
+    import uuid
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(deliveries.time, "time", lambda: clock[0])
+    monkeypatch.setattr(
+        deliveries.time, "sleep", lambda seconds: clock.__setitem__(0, clock[0] + seconds)
+    )
+    key = f"test:rate:{uuid.uuid4().hex}:{{}}"
+    paces = [deliveries.Pace(redis_client, 5, key=key), deliveries.Pace(redis_client, 5, key=key)]
+    sent_at = []
+    for n in range(23):
+        paces[n % 2]()
+        sent_at.append(int(clock[0]))
+    per_second = collections.Counter(sent_at)
+    assert max(per_second.values()) == 5 and len(per_second) == 5  # 23 messages, 5 a second
+    assert deliveries.Pace(redis_client, 0)() is None  # 0: no limit, no Redis round trip
