@@ -17,8 +17,6 @@ class Base(DeclarativeBase):
 
 outbox_events, handled_events = event_tables(Base.metadata)
 
-FEED_STATUSES = ("pending", "ok", "not_modified", "error")
-
 
 class Feed(Base):
     """A feed and everything the poller needs to fetch it politely: validators for the
@@ -32,7 +30,7 @@ class Feed(Base):
     site_url: Mapped[str | None] = mapped_column(String(2000))
     etag: Mapped[str | None] = mapped_column(String(500))
     last_modified: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # ok, not_modified, error
     http_status: Mapped[int | None] = mapped_column(Integer)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -7,6 +7,7 @@ from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Length
 
 from services.gateway.admin_auth import admin_auth
+from services.gateway.admin_schemas import Deleted
 from services.gateway.clients import service_client
 
 bp = APIBlueprint("admin_feeds", __name__, tag="Admin", url_prefix="/api/v1/admin")
@@ -43,10 +44,6 @@ class FeedOut(Schema):
 
 class FeedsOut(Schema):
     results = List(Nested(FeedOut), required=True)
-
-
-class Deleted(Schema):
-    deleted = Integer(required=True)
 
 
 @bp.post("/feeds")

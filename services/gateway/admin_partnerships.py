@@ -7,6 +7,7 @@ from apiflask.fields import Integer, List, String
 from apiflask.validators import Length, OneOf, Range
 
 from services.gateway.admin_auth import admin_auth
+from services.gateway.admin_schemas import Deleted
 from services.gateway.clients import service_client
 
 bp = APIBlueprint("admin_partnerships", __name__, tag="Admin", url_prefix="/api/v1/admin")
@@ -39,10 +40,6 @@ class PartnershipOut(Schema):
     status = String(required=True)
     source = String(allow_none=True)
     notes = String(allow_none=True)
-
-
-class Deleted(Schema):
-    deleted = Integer(required=True)
 
 
 PARTNERSHIP_ID = {"partnership_id": {"description": "The partnership's id"}}

@@ -79,6 +79,20 @@ def build_message(
 ) -> bytes:
     """A multipart text + HTML message, CRLF line ends (as SMTP wants them), with RFC 8058
     one-click unsubscribe headers."""
+    return _compose(
+        sender, recipient, rendered, message_id, unsubscribe_url, unsubscribe_mailto
+    ).as_bytes()
+
+
+def _compose(
+    sender: str,
+    recipient: str,
+    rendered: Rendered,
+    message_id: str,
+    unsubscribe_url: str,
+    unsubscribe_mailto: str,
+    cte: str | None = None,
+) -> EmailMessage:
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = recipient
@@ -87,9 +101,9 @@ def build_message(
     message["Message-ID"] = message_id
     message["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{unsubscribe_mailto}>"
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    return message.as_bytes()
+    message.set_content(rendered.text, cte=cte)
+    message.add_alternative(rendered.html, subtype="html", cte=cte)
+    return message
 
 
 RECIPIENT_MARK = "%%recipient%%"
@@ -111,16 +125,10 @@ class MessageTemplate:
         self.rendered = rendered
         self.mailto = mailto
         links = {mark: rendered.text.count(mark) + rendered.html.count(mark) for mark in marks}
-        message = EmailMessage(policy=SMTP)
-        message["From"] = sender
-        message["To"] = RECIPIENT_MARK
-        message["Subject"] = rendered.subject
-        message["Date"] = formatdate(usegmt=True)
-        message["Message-ID"] = MESSAGE_ID_MARK
-        message["List-Unsubscribe"] = f"<{UNSUBSCRIBE_HEADER_MARK}>, <{mailto}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message.set_content(rendered.text, cte="quoted-printable")
-        message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+        message = _compose(
+            sender, RECIPIENT_MARK, rendered, MESSAGE_ID_MARK, UNSUBSCRIBE_HEADER_MARK, mailto,
+            cte="quoted-printable",
+        )  # fmt: skip
         self.data = message.as_bytes()
         # Every mark must have come through whole, or the fast path would send a broken link.
         self.usable = all(

@@ -19,7 +19,6 @@ class Base(DeclarativeBase):
 outbox_events, handled_events = event_tables(Base.metadata)
 
 FREQUENCIES = ("daily", "weekly")
-SUBSCRIBER_STATUSES = ("pending", "confirmed", "unsubscribed", "bounced")
 
 
 class SisterLink(Base):
@@ -71,6 +70,7 @@ class Subscriber(Base):
     # Weekly digests go out on the weekday the subscriber confirmed (0 = Monday).
     weekday: Mapped[int] = mapped_column(Integer, default=0)
     city_ids: Mapped[list] = mapped_column(JSON, default=list)  # empty: all the news
+    # pending -> confirmed -> unsubscribed, or bounced
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
