@@ -68,6 +68,11 @@ def render(name: str, **context) -> Rendered:
     )
 
 
+RECIPIENT_MARK = "%%recipient%%"
+MESSAGE_ID_MARK = "%%message_id%%"
+UNSUBSCRIBE_HEADER_MARK = "%%unsubscribe_header%%"
+
+
 def build_message(
     *,
     sender: str,
@@ -79,9 +84,12 @@ def build_message(
 ) -> bytes:
     """A multipart text + HTML message, CRLF line ends (as SMTP wants them), with RFC 8058
     one-click unsubscribe headers."""
-    return _compose(
-        sender, recipient, rendered, message_id, unsubscribe_url, unsubscribe_mailto
+    # The link goes in after encoding: the email package would turn a header line this long,
+    # with no space to fold at, into an encoded word no mail client reads as a link.
+    data = _compose(
+        sender, recipient, rendered, message_id, UNSUBSCRIBE_HEADER_MARK, unsubscribe_mailto
     ).as_bytes()
+    return data.replace(UNSUBSCRIBE_HEADER_MARK.encode(), unsubscribe_url.encode("ascii"), 1)
 
 
 def _compose(
@@ -104,11 +112,6 @@ def _compose(
     message.set_content(rendered.text, cte=cte)
     message.add_alternative(rendered.html, subtype="html", cte=cte)
     return message
-
-
-RECIPIENT_MARK = "%%recipient%%"
-MESSAGE_ID_MARK = "%%message_id%%"
-UNSUBSCRIBE_HEADER_MARK = "%%unsubscribe_header%%"
 
 
 class MessageTemplate:

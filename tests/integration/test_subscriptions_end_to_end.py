@@ -46,6 +46,7 @@ def test_subscribe_confirm_digest_unsubscribe(
     (confirmation,) = mail_sink.to(address)
     message = confirmation.message
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert b"List-Unsubscribe: <http://sistercities.test/unsubscribe/" in confirmation.data
     confirm_path = link_path(message.get_body(("plain",)).get_content(), "subscriptions/confirm")
 
     page = client.get(confirm_path)

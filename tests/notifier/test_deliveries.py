@@ -75,6 +75,8 @@ def test_each_subscriber_gets_the_stories_of_their_cities_and_sisters(
     assert (
         unsubscribe.startswith("<https://sister.example/unsubscribe/") and "mailto:" in unsubscribe
     )
+    # Raw, as a mail client reads it: the link itself, not an encoded word.
+    assert b"List-Unsubscribe: <https://sister.example/unsubscribe/" in ten.data
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert "Story 1" in text and "Story 2" in text and "Story 3" not in text
