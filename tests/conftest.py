@@ -82,6 +82,10 @@ def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
         SECRET_KEY="test-secret-key-for-signed-links",
         PUBLIC_BASE_URL="http://sistercities.test",
         PYTHONUNBUFFERED="1",
+        # Tests send many requests from one address; tests/gateway/test_security.py checks
+        # the limits themselves.
+        SEARCH_RATE_LIMIT="100000/minute",
+        SUBSCRIBE_RATE_LIMIT="100000/minute",
     )
     for service, url in backends.database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url

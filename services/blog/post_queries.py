@@ -15,6 +15,7 @@ from services.blog.parser import slugify
 from shared.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 100
+MAX_CITY_IDS = 500
 
 
 def list_posts(
@@ -24,13 +25,16 @@ def list_posts(
     feed_id: int | None = None,
     cursor: str | None = None,
     limit: int = 20,
+    city_ids: list[int] | None = None,
 ) -> dict:
+    """``city_ids``: stories that mention any of these cities (a city and its sisters)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
+    wanted = _city_ids(city_id, city_ids)
     query = select(Post)
-    if city_id is not None:
+    if wanted is not None:
         query = query.where(
-            Post.id.in_(select(PostCity.post_id).where(PostCity.city_id == city_id))
+            Post.id.in_(select(PostCity.post_id).where(PostCity.city_id.in_(wanted)))
         )
     if tag:
         tagged = select(PostTag.post_id).where(PostTag.slug == slugify(tag))
@@ -49,6 +53,16 @@ def list_posts(
     posts = list(session.scalars(query))
     next_cursor = encode_cursor(posts[limit - 1]) if len(posts) > limit else None
     return {"results": [post_summary(post) for post in posts[:limit]], "next_cursor": next_cursor}
+
+
+def _city_ids(city_id: int | None, city_ids: list[int] | None) -> set[int] | None:
+    if city_ids is None:
+        return None if city_id is None else {city_id}
+    if not isinstance(city_ids, list) or len(city_ids) > MAX_CITY_IDS:
+        raise InvalidInput(f"city_ids must be a list of at most {MAX_CITY_IDS} ids")
+    if not all(isinstance(one, int) and not isinstance(one, bool) for one in city_ids):
+        raise InvalidInput("city_ids must be whole numbers")
+    return set(city_ids) | ({city_id} if city_id is not None else set())
 
 
 def get_post(session: Session, post_id: int) -> dict:

@@ -94,9 +94,10 @@ def list_posts(
     feed_id: int | None = None,
     cursor: str | None = None,
     limit: int = 20,
+    city_ids: list[int] | None = None,
 ) -> dict:
     with runtime.read_sessions() as session:
-        return post_queries.list_posts(session, city_id, tag, feed_id, cursor, limit)
+        return post_queries.list_posts(session, city_id, tag, feed_id, cursor, limit, city_ids)
 
 
 @app.task(name="blog.get_post", shared=False)

@@ -8,15 +8,20 @@ from services.gateway import (
     admin_digests,
     admin_feeds,
     admin_partnerships,
+    atom_feeds,
+    blog_pages,
     cities,
     health,
+    pages,
     posts,
     subscriptions,
 )
+from services.gateway.assets import install_assets
 from services.gateway.clients import GatewayClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import install_error_handlers
 from services.gateway.observability import install_observability
+from services.gateway.security import install_security
 from shared.logs import configure_logging
 
 API_VERSION = "1.0.0"
@@ -32,6 +37,8 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
         version=API_VERSION,
         spec_path="/api/openapi.json",
         docs_path="/api/docs",
+        # The site's files are served by ``assets`` under fingerprinted addresses.
+        static_folder=None,
     )
     app.config.update(
         SECRET_KEY=settings.secret_key,
@@ -53,4 +60,10 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     app.register_blueprint(admin_feeds.bp)
     app.register_blueprint(subscriptions.bp)
     app.register_blueprint(admin_digests.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(blog_pages.bp)
+    app.register_blueprint(atom_feeds.bp)
+    install_assets(app)
+    install_security(app, settings, clients.redis.connection_pool)
+    app.context_processor(lambda: {"donate_url": settings.donate_url})
     return app

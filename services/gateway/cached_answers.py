@@ -1,4 +1,5 @@
-"""Service answers passed through as JSON, cached per generation (see ``cache.py``)."""
+"""Service answers passed through as JSON, cached per generation (see ``cache.py``). The API
+and the pages share the entries: the same name and parameters mean the same answer."""
 
 from __future__ import annotations
 
@@ -10,16 +11,25 @@ from flask import Response, current_app, request
 from services.gateway.clients import cache, service_client
 
 
-def cached_json(generation: str, name: str, params: dict, task: str, *args, **kwargs) -> Response:
-    """The service's answer as JSON, from the cache while ``generation`` has not moved."""
-
+def _as_json(task: str, args: tuple, kwargs: dict):
     def produce() -> str:
         # Services answer in the documented shape (the API tests hold them to the schema);
         # serializing through marshmallow again would cost a fifth of a millisecond.
         return json.dumps(service_client().call(task, *args, **kwargs))
 
+    return produce
+
+
+def cached_json(generation: str, name: str, params: dict, task: str, *args, **kwargs) -> Response:
+    """The service's answer as JSON, from the cache while ``generation`` has not moved."""
+    produce = _as_json(task, args, kwargs)
     body = cache().get_or_call(generation, name, params, produce, alias=_raw_key(name))
     return current_app.response_class(body, mimetype="application/json")
+
+
+def cached_answer(generation: str, name: str, params: dict, task: str, *args, **kwargs) -> dict:
+    """The service's answer as data, for pages."""
+    return json.loads(cache().get_or_call(generation, name, params, _as_json(task, args, kwargs)))
 
 
 def _raw_key(name: str) -> str:

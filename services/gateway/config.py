@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from limits import parse_many
+
 from shared.settings import CommonSettings, EnvReader
 
 # Long enough for any real form or CSV upload the API accepts, small enough to refuse abuse.
@@ -24,6 +26,9 @@ class GatewaySettings(CommonSettings):
     gateway_processes: int
     cache_seconds: int
     gateway_threads: int
+    donate_url: str | None
+    search_rate_limit: str
+    subscribe_rate_limit: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -50,8 +55,17 @@ class GatewaySettings(CommonSettings):
             gateway_processes=env.int("GATEWAY_PROCESSES", 2, 1, 64),
             gateway_threads=env.int("GATEWAY_THREADS", 32, 1, 512),
             cache_seconds=env.int("CACHE_SECONDS", 300, 0, 86400),
+            donate_url=env.url("DONATE_URL", None, ("http", "https")),
+            # Per client address; Flask-Limiter's notation ("10/second;300/minute").
+            search_rate_limit=env.str("SEARCH_RATE_LIMIT", "20/second;600/minute"),
+            subscribe_rate_limit=env.str("SUBSCRIBE_RATE_LIMIT", "5/minute;30/hour"),
             **common,
         )
+        for name in ("SEARCH_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT"):
+            try:
+                parse_many(env.str(name) or "1/second")
+            except ValueError:
+                env.problems.append(f'{name} must look like "10/second;300/minute"')
         env.done()
         return settings
 

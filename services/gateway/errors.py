@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIFlask, HTTPError, Schema
 from apiflask.fields import Nested, String
+from flask import render_template, request
 from werkzeug.exceptions import HTTPException
 
 from shared.errors import ServiceError
@@ -40,6 +41,33 @@ def error_body(status: int, message: str, code: str | None = None) -> dict:
     return {"error": {"code": code or CODE_BY_STATUS.get(status, "error"), "message": message}}
 
 
+# What a person sees when a page fails, by status.
+PAGE_HEADINGS = {
+    400: "That request did not work",
+    404: "Page not found",
+    405: "That request did not work",
+    413: "That is too much to send",
+    429: "Too many requests",
+    503: "Temporarily unavailable",
+}
+
+
+def wants_page() -> bool:
+    """A browser asking for a page of the site, not a client of the JSON API."""
+    if request.path.startswith("/api/") or request.path.startswith("/healthz"):
+        return False
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality("application/json")
+
+
+def error_response(status: int, message: str, code: str | None = None, headers=None):
+    if wants_page():
+        heading = PAGE_HEADINGS.get(status, "Something went wrong")
+        page = render_template("error.html", heading=heading, message=message, status=status)
+        return page, status, headers or {}
+    return error_body(status, message, code), status, headers or {}
+
+
 def _describe_validation(detail: dict) -> str:
     """Flatten apiflask's {location: {field: [messages]}} into one readable sentence."""
     parts = []
@@ -73,20 +101,20 @@ def install_error_handlers(app: APIFlask) -> None:
             message = _describe_validation(error.detail)
         else:
             message = error.message
-        return error_body(error.status_code, message, code), error.status_code, error.headers
+        return error_response(error.status_code, message, code, error.headers)
 
     @app.errorhandler(ServiceError)
     def service_error(error: ServiceError):
-        return error_body(error.status, error.message), error.status
+        return error_response(error.status, error.message)
 
     @app.errorhandler(HTTPException)
     def werkzeug_error(error: HTTPException):
         status = error.code or 500
         response = error.get_response()
         headers = {k: v for k, v in response.headers.items() if k.lower() in ("allow",)}
-        return error_body(status, error.description or error.name), status, headers
+        return error_response(status, error.description or error.name, headers=headers)
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         log.exception("unhandled_error")
-        return error_body(500, "something went wrong on our side; it has been logged"), 500
+        return error_response(500, "something went wrong on our side; it has been logged")

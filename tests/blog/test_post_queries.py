@@ -33,6 +33,7 @@ def test_pages_filters_and_cursor(blog_sessions):
             now,
         )
         session.add_all(PostCity(post_id=post_id, city_id=7) for post_id in ids[:3])
+        session.add(PostCity(post_id=ids[10], city_id=8))
 
     seen, cursor = [], None
     while True:
@@ -55,7 +56,14 @@ def test_pages_filters_and_cursor(blog_sessions):
         assert {p["id"] for p in post_queries.list_posts(session, city_id=7)["results"]} == set(
             ids[:3]
         )
+        # A city and its sisters: stories that mention any of them, each once.
+        assert {
+            p["id"] for p in post_queries.list_posts(session, city_ids=[7, 8, 9])["results"]
+        } == {*ids[:3], ids[10]}
+        assert post_queries.list_posts(session, city_ids=[])["results"] == []
         assert post_queries.list_posts(session, feed_id=5)["results"] == []
+        with pytest.raises(InvalidInput):
+            post_queries.list_posts(session, city_ids=["7"])
         with pytest.raises(InvalidInput):
             post_queries.list_posts(session, cursor="bm9wZQ")
         with pytest.raises(InvalidInput):

@@ -93,9 +93,16 @@ def test_preferences_through_the_signed_link(client, stack, clean_databases, mai
     preferences = re.search(r'href="(/preferences/[^"]+)"', page.text).group(1)
     form = client.get(preferences)
     assert form.status_code == 200 and 'value="5,6"' in form.text
-    saved = client.post(preferences, data={"frequency": "weekly", "city_ids": "7"})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    forged = client.post(preferences, data={"frequency": "weekly", "city_ids": "7"})
+    assert forged.status_code == 400 and "reload the page" in forged.text
+    saved = client.post(
+        preferences, data={"frequency": "weekly", "city_ids": "7", "csrf_token": token}
+    )
     assert saved.status_code == 200 and "Saved." in saved.text and 'value="7"' in saved.text
-    bad = client.post(preferences, data={"frequency": "hourly", "city_ids": ""})
+    bad = client.post(
+        preferences, data={"frequency": "hourly", "city_ids": "", "csrf_token": token}
+    )
     assert bad.status_code == 400
 
 
