@@ -81,8 +81,9 @@ def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
         SMTP_URL=mail_sink.url,
         SECRET_KEY="test-secret-key-for-signed-links",
         PUBLIC_BASE_URL="http://sistercities.test",
+        DONATE_URL="https://donate.sistercities.test/",
         PYTHONUNBUFFERED="1",
-        # Tests send many requests from one address; tests/gateway/test_security.py checks
+        # Tests send many requests from one address; tests/site/test_security.py checks
         # the limits themselves.
         SEARCH_RATE_LIMIT="100000/minute",
         SUBSCRIBE_RATE_LIMIT="100000/minute",

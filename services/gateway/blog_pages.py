@@ -7,24 +7,13 @@ from apiflask import APIBlueprint
 from flask import abort, render_template, request
 
 from services.gateway.cached_answers import cached_answer
+from services.gateway.city_names import city_names
 from shared.errors import ServiceError
 
 bp = APIBlueprint("blog_pages", __name__, enable_openapi=False)
 
 PAGE_SIZE = 12
 MAX_ID = 2**31 - 1
-
-
-def city_names(city_ids: list[int]) -> dict[int, dict]:
-    """Directory cities by id; empty when the directory cannot answer (the story still shows)."""
-    if not city_ids:
-        return {}
-    ids = sorted(set(city_ids))
-    try:
-        found = cached_answer("directory", "names", {"ids": ids}, "directory.get_city_names", ids)
-    except ServiceError:
-        return {}
-    return {city["id"]: city for city in found["cities"]}
 
 
 def _int_arg(name: str) -> int | None:

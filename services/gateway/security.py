@@ -69,12 +69,15 @@ def install_security(app: Flask, settings: GatewaySettings, redis_pool) -> None:
         swallow_errors=True,
     )
     for setting, endpoints in RATE_LIMITED.items():
-        limit = getattr(settings, setting)
-        for endpoint in endpoints:
-            view = app.view_functions[endpoint]
+        # One budget per client for the API route and the page that do the same thing.
+        limit = limiter.shared_limit(
+            getattr(settings, setting),
+            scope=setting,
             # GET of a form page is free; only what sends something counts.
-            methods = ["POST"] if setting == "subscribe_rate_limit" else None
-            app.view_functions[endpoint] = limiter.limit(limit, methods=methods)(view)
+            methods=["POST"] if setting == "subscribe_rate_limit" else None,
+        )
+        for endpoint in endpoints:
+            app.view_functions[endpoint] = limit(app.view_functions[endpoint])
     https = settings.public_base_url.startswith("https://")
 
     @app.before_request

@@ -8,6 +8,7 @@ from apiflask.fields import Integer, List, String
 from apiflask.validators import Length, OneOf, Range
 from flask import render_template, request
 
+from services.gateway.city_names import followed_cities
 from services.gateway.clients import service_client
 from shared.errors import ServiceError
 
@@ -104,7 +105,7 @@ def preferences(token: str):
                 "notifier.update_preferences",
                 token,
                 request.form.get("frequency", ""),
-                _city_ids(request.form.get("city_ids", "")),
+                _city_ids(request.form.getlist("city_ids")),
             )
         else:
             subscriber = service_client().call("notifier.get_preferences", token)
@@ -116,14 +117,15 @@ def preferences(token: str):
         email=subscriber["email"],
         subscription_status=subscriber["status"],
         frequency=subscriber["frequency"],
-        city_ids=subscriber["city_ids"],
+        frequencies=FREQUENCIES,
+        followed=followed_cities(subscriber["city_ids"]),
         unsubscribe_url=f"/unsubscribe/{subscriber['unsubscribe_token']}",
     )
 
 
-def _city_ids(text: str) -> list[int] | str:
+def _city_ids(values: list[str]) -> list[int] | list[str]:
     """Ids from the form; anything else goes to the notifier as it is, to be refused there."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
+    parts = [part.strip() for part in values if part.strip()]
     if all(part.isdigit() and len(part) < 11 for part in parts):
         return [int(part) for part in parts]
-    return text
+    return parts

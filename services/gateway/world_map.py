@@ -38,7 +38,7 @@ def great_circle(
     a, b = _unit(*start), _unit(*end)
     dot = max(-1.0, min(1.0, sum(p * q for p, q in zip(a, b, strict=True))))
     angle = math.acos(dot)
-    if angle < 1e-9 or math.pi - angle < 1e-9:
+    if angle < 1e-6 or math.pi - angle < 1e-6:  # the same place, or exact antipodes
         return [start, end]
     points = []
     for step in range(steps + 1):

@@ -1,0 +1,134 @@
+"""What protects the site: headers and a strict CSP, CSRF tokens on forms, rate limits in
+Redis, fingerprinted files, body limits. The subscribe form runs against the real notifier."""
+
+import random
+import re
+
+import pytest
+
+from services.gateway.app import create_app
+from services.gateway.config import GatewaySettings
+from services.gateway.security import CONTENT_SECURITY_POLICY
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.integration
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+def csrf_token(client, path: str = "/subscribe") -> str:
+    html = client.get(path, headers=BROWSER).text
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+@pytest.mark.parametrize("path", ["/", "/subscribe", "/api/v1/posts", "/healthz", "/no/such"])
+def test_every_response_carries_the_security_headers(client, path):
+    headers = client.get(path).headers
+    assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+
+
+def test_the_subscribe_form_needs_its_csrf_token(client, stack, clean_databases, mail_sink):
+    address = "forged@example.org"
+    forged = client.post("/subscribe", data={"email": address}, headers=BROWSER)
+    assert forged.status_code == 400 and "reload the page" in forged.text
+    wrong = client.post(
+        "/subscribe", data={"email": address, "csrf_token": "made-up"}, headers=BROWSER
+    )
+    assert wrong.status_code == 400
+
+    token = csrf_token(client)
+    sent = client.post(
+        "/subscribe",
+        data={"email": "Ada@Example.org", "frequency": "daily", "city_ids": ["7", "8"],
+              "csrf_token": token},
+        headers=BROWSER,
+    )  # fmt: skip
+    assert sent.status_code == 303
+    assert sent.headers["Location"].endswith("/subscribe/check-your-inbox")
+    assert "Check your inbox" in client.get(sent.headers["Location"], headers=BROWSER).text
+    mail = wait_for(lambda: mail_sink.to("Ada@example.org"), what="the confirmation mail")
+    assert len(mail) == 1
+    assert not mail_sink.to(address)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"email": "a@b.c\r\nBcc: x@y.z"}, "email"),
+        ({"email": "<script>alert(1)</script>@example.org"}, "email"),
+        ({"email": "ok@example.org", "frequency": "hourly"}, "frequency"),
+        ({"email": "ok@example.org", "city_ids": ["<b>7</b>"]}, "Choose cities"),
+    ],
+)
+def test_a_bad_subscription_is_shown_again_with_the_reason(client, stack, fields, message):
+    token = csrf_token(client)
+    response = client.post("/subscribe", data={**fields, "csrf_token": token}, headers=BROWSER)
+    assert response.status_code == 400
+    assert message in response.text
+    assert "<script>alert" not in response.text and "<b>7" not in response.text
+    assert 'role="alert"' in response.text
+
+
+def test_one_click_unsubscribe_needs_no_csrf_token(client, stack):
+    # No session, no token: the signed link is the authority (a forged one is refused).
+    response = client.post("/unsubscribe/forged-token", data={"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 400
+    assert "csrf" not in response.text.lower()
+
+
+@pytest.fixture
+def limited_app(stack_env):
+    env = {**stack_env, "SEARCH_RATE_LIMIT": "3/minute", "SUBSCRIBE_RATE_LIMIT": "2/minute"}
+    return create_app(GatewaySettings.from_env(env))
+
+
+def test_search_and_subscribe_are_rate_limited_per_client(limited_app, stack):
+    # A client address of its own, so that runs sharing a Redis do not count together.
+    me = {"REMOTE_ADDR": f"10.{random.randrange(256)}.{random.randrange(256)}.7"}
+    client = limited_app.test_client()
+    answers = [
+        client.get("/api/v1/cities", query_string={"q": "x"}, environ_base=me).status_code
+        for _ in range(4)
+    ]
+    assert answers[:3] != [429] * 3 and answers[3] == 429
+    limited = client.get("/api/v1/cities", query_string={"q": "x"}, environ_base=me)
+    assert limited.json["error"]["code"] == "rate_limited"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    page = client.get("/cities?q=x", headers=BROWSER, environ_base=me)
+    assert page.status_code == 429 and "Too many requests" in page.text
+    # Another client is not held back by this one.
+    other = {"REMOTE_ADDR": "10.255.255.1" if me["REMOTE_ADDR"] != "10.255.255.1" else "10.0.0.1"}
+    assert client.get("/subscribe", environ_base=other).status_code == 200
+
+    for _ in range(3):  # the form page is free; sending it is limited
+        assert client.get("/subscribe", environ_base=me).status_code == 200
+    sends = [
+        client.post("/api/v1/subscriptions", json={"email": "x"}, environ_base=me).status_code
+        for _ in range(3)
+    ]
+    assert sends == [400, 400, 429]
+
+
+def test_site_files_have_fingerprinted_addresses_cached_for_a_year(client):
+    html = client.get("/subscribe", headers=BROWSER).text
+    css = re.search(r'href="(/static/([0-9a-f]{12})/site\.css)"', html)
+    response = client.get(css.group(1))
+    assert response.status_code == 200 and response.mimetype == "text/css"
+    assert "immutable" in response.headers["Cache-Control"]
+    assert "max-age=31536000" in response.headers["Cache-Control"]
+    response.close()
+    stale = client.get("/static/000000000000/site.css")
+    assert stale.status_code == 302 and stale.headers["Location"].endswith(css.group(1))
+    assert client.get("/static/000000000000/../config.py").status_code == 404
+    assert client.get(f"/static/{css.group(2)}/nothing.js").status_code == 404
+
+
+def test_a_huge_form_is_refused(client, gateway_app):
+    limit = gateway_app.config["MAX_CONTENT_LENGTH"]
+    response = client.post("/subscribe", data={"email": "x" * (limit + 10)}, headers=BROWSER)
+    assert response.status_code == 413
