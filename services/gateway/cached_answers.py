@@ -10,6 +10,9 @@ from flask import Response, current_app, request
 
 from services.gateway.clients import cache, service_client
 
+# Seconds a browser or proxy may reuse an answer before asking again (with its ETag).
+CLIENT_MAX_AGE = 30
+
 
 def _as_json(task: str, args: tuple, kwargs: dict):
     def produce() -> str:
@@ -24,12 +27,21 @@ def cached_json(generation: str, name: str, params: dict, task: str, *args, **kw
     """The service's answer as JSON, from the cache while ``generation`` has not moved."""
     produce = _as_json(task, args, kwargs)
     body = cache().get_or_call(generation, name, params, produce, alias=_raw_key(name))
-    return current_app.response_class(body, mimetype="application/json")
+    return _conditional(body)
 
 
 def cached_answer(generation: str, name: str, params: dict, task: str, *args, **kwargs) -> dict:
     """The service's answer as data, for pages."""
     return json.loads(cache().get_or_call(generation, name, params, _as_json(task, args, kwargs)))
+
+
+def _conditional(body: str) -> Response:
+    """The answer with an ETag of its content: a client that has it gets a bodiless 304.
+    Shared caches may keep it briefly; the site's own cache is what is invalidated at once."""
+    response = current_app.response_class(body, mimetype="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={CLIENT_MAX_AGE}"
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 def _raw_key(name: str) -> str:
@@ -45,7 +57,7 @@ def hot(generation: str, name: str):
         def wrapper(*args, **kwargs):
             body = cache().peek(generation, _raw_key(name))
             if body is not None:
-                return current_app.response_class(body, mimetype="application/json")
+                return _conditional(body)
             return view(*args, **kwargs)
 
         return wrapper

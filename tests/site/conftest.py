@@ -74,11 +74,16 @@ def site_world(clean_databases, stack, services, redis_client) -> SiteWorld:
     cities = dict(zip(names, add_test_cities(clean_databases["directory"], PLACES), strict=True))
     for city, sister, since in PARTNERSHIPS:
         services.call("directory.create_partnership", cities[city], cities[sister], since)
-    wait_for(
-        lambda: services.call("directory.search_cities", "Harbin")["results"],
-        timeout=20,
-        what="the directory to index the test cities",
-    )
+
+    # Until the worker reloads its index it may still know an earlier test's cities.
+    def indexed() -> bool:
+        found = services.call("directory.search_cities", "Minneapolis")["results"]
+        return bool(found) and (found[0]["id"], found[0]["sister_count"]) == (
+            cities["Minneapolis"],
+            len(PARTNERSHIPS),
+        )
+
+    wait_for(indexed, timeout=20, what="the directory to index the test cities")
     world = SiteWorld(cities, {}, clean_databases["blog"], redis_client)
     ids = world.add_stories(
         [

@@ -132,3 +132,18 @@ def test_a_huge_form_is_refused(client, gateway_app):
     limit = gateway_app.config["MAX_CONTENT_LENGTH"]
     response = client.post("/subscribe", data={"email": "x" * (limit + 10)}, headers=BROWSER)
     assert response.status_code == 413
+
+
+def test_api_answers_carry_an_etag_and_revalidate(client, site_world):
+    first = client.get("/api/v1/cities", query_string={"q": "Najaf"})
+    assert first.status_code == 200 and first.json["results"]
+    assert first.headers["Cache-Control"] == "public, max-age=30"
+    etag = first.headers["ETag"]
+    again = client.get(
+        "/api/v1/cities", query_string={"q": "Najaf"}, headers={"If-None-Match": etag}
+    )
+    assert again.status_code == 304 and again.data == b""
+    other = client.get(
+        "/api/v1/cities", query_string={"q": "Tours"}, headers={"If-None-Match": etag}
+    )
+    assert other.status_code == 200 and other.headers["ETag"] != etag
