@@ -8,13 +8,14 @@ import os
 import platform
 from datetime import UTC, datetime
 
-from benchmarks import bench_blog, bench_digests, bench_rpc, bench_search
+from benchmarks import bench_blog, bench_digests, bench_rpc, bench_search, bench_site
 
 BENCHMARKS = {
     "rpc": bench_rpc,
     "search": bench_search,
     "blog": bench_blog,
     "digests": bench_digests,
+    "site": bench_site,
 }
 
 

@@ -4,10 +4,12 @@ y = -latitude), drawn as SVG by the template. No map service, no request off the
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
-STEPS = 48
+# One point every few degrees of arc: smooth at the map's size, cheap for a city with 100 sisters.
+DEGREES_PER_STEP = 4.0
 
 
 @dataclass(frozen=True)
@@ -31,49 +33,67 @@ def _unit(latitude: float, longitude: float) -> tuple[float, float, float]:
     return (math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat))
 
 
-def great_circle(
-    start: tuple[float, float], end: tuple[float, float], steps: int = STEPS
-) -> list[tuple[float, float]]:
+def great_circle(start: tuple[float, float], end: tuple[float, float]) -> list[tuple[float, float]]:
     """(latitude, longitude) points from ``start`` to ``end`` along the shorter great circle."""
-    a, b = _unit(*start), _unit(*end)
-    dot = max(-1.0, min(1.0, sum(p * q for p, q in zip(a, b, strict=True))))
-    angle = math.acos(dot)
+    ax, ay, az = _unit(*start)
+    bx, by, bz = _unit(*end)
+    angle = math.acos(max(-1.0, min(1.0, ax * bx + ay * by + az * bz)))
     if angle < 1e-6 or math.pi - angle < 1e-6:  # the same place, or exact antipodes
         return [start, end]
-    points = []
-    for step in range(steps + 1):
+    steps = max(2, math.ceil(math.degrees(angle) / DEGREES_PER_STEP))
+    sin_angle = math.sin(angle)
+    points = [start]
+    for step in range(1, steps):
         t = step / steps
-        wa = math.sin((1 - t) * angle) / math.sin(angle)
-        wb = math.sin(t * angle) / math.sin(angle)
-        x, y, z = (wa * p + wb * q for p, q in zip(a, b, strict=True))
+        wa = math.sin((1 - t) * angle) / sin_angle
+        wb = math.sin(t * angle) / sin_angle
+        x, y, z = wa * ax + wb * bx, wa * ay + wb * by, wa * az + wb * bz
         points.append(
             (math.degrees(math.atan2(z, math.hypot(x, y))), math.degrees(math.atan2(y, x)))
         )
+    points.append(end)
     return points
 
 
 def route_segments(points: list[tuple[float, float]]) -> list[str]:
-    """SVG polyline points, split where the route jumps across the date line."""
+    """SVG polyline points; a route across the date line is cut there, each piece running to
+    the map's edge."""
     segments: list[list[str]] = [[]]
     previous = None
     for latitude, longitude in points:
-        if previous is not None and abs(longitude - previous) > 180:
-            segments.append([])
-        segments[-1].append(f"{longitude:.2f},{-latitude:.2f}")
-        previous = longitude
+        if previous is not None and abs(longitude - previous[1]) > 180:
+            edge = 180.0 if previous[1] > 0 else -180.0
+            unwrapped = longitude + 2 * edge
+            share = (edge - previous[1]) / (unwrapped - previous[1])
+            crossing = previous[0] + share * (latitude - previous[0])
+            segments[-1].append(_point(crossing, edge))
+            segments.append([_point(crossing, -edge)])
+        segments[-1].append(_point(latitude, longitude))
+        previous = (latitude, longitude)
     return [" ".join(segment) for segment in segments if len(segment) > 1]
+
+
+def _point(latitude: float, longitude: float) -> str:
+    return f"{longitude:.2f},{-latitude:.2f}"
 
 
 def sister_map(city: dict) -> SisterMap:
     """The map of a city as ``directory.get_city`` answers it."""
     home = (city["latitude"], city["longitude"])
-    routes = []
-    sisters = []
-    for sister in city["sisters"]:
-        there = (sister["latitude"], sister["longitude"])
-        routes.extend(route_segments(great_circle(home, there)))
-        sisters.append(_marker(sister))
-    return SisterMap(home=_marker(city), sisters=sisters, routes=routes)
+    there = tuple((sister["latitude"], sister["longitude"]) for sister in city["sisters"])
+    return SisterMap(
+        home=_marker(city),
+        sisters=[_marker(sister) for sister in city["sisters"]],
+        routes=list(_routes(home, there)),
+    )
+
+
+@functools.lru_cache(maxsize=2048)
+def _routes(home: tuple[float, float], there: tuple[tuple[float, float], ...]) -> tuple[str, ...]:
+    # A busy city's routes cost milliseconds; its page is asked for again and again.
+    return tuple(
+        segment for place in there for segment in route_segments(great_circle(home, place))
+    )
 
 
 def _marker(place: dict) -> Marker:
