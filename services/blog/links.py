@@ -5,7 +5,9 @@ feed it arrives through."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import unicodedata
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MAX_URL_CHARS = 2000
@@ -16,6 +18,8 @@ TRACKING_PARAMS = frozenset(
 MEDIUM_GUID = re.compile(r"^https?://medium\.com/p/([0-9a-f]{6,16})/?$", re.IGNORECASE)
 # Medium post paths end in "-<hex id>" (10 to 12 hex digits, sometimes fewer).
 MEDIUM_SLUG_ID = re.compile(r"-([0-9a-f]{8,16})$")
+# One label of a host name (RFC 1123, and "_", which some real hosts have), once in ASCII.
+HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
 class BadFeedUrl(ValueError):
@@ -30,9 +34,16 @@ def feed_url(text: str) -> str:
         url = "https://" + url
     if len(url) > MAX_URL_CHARS:
         raise BadFeedUrl(f"a feed address is at most {MAX_URL_CHARS} characters")
-    parts = urlsplit(url)
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+        raise BadFeedUrl("a feed address has no spaces or control characters")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a "[" that opens no IPv6 address
+        raise BadFeedUrl("the feed address's host is not a host name or address") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadFeedUrl("a feed address starts with http:// or https:// and names a host")
+    if not _is_host(parts.hostname):
+        raise BadFeedUrl("the feed address's host is not a host name or address")
     if parts.username or parts.password:
         raise BadFeedUrl("a feed address must not carry a user name or password")
     try:
@@ -54,6 +65,19 @@ def feed_url(text: str) -> str:
     if host.endswith(".medium.com") and path in ("", "/"):
         return f"https://{host}/feed"
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return all(HOST_LABEL.match(label) for label in ascii_host.removesuffix(".").split("."))
 
 
 def canonical_link(url: str | None) -> str | None:

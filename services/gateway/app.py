@@ -8,6 +8,7 @@ from services.gateway import (
     admin_digests,
     admin_feeds,
     admin_partnerships,
+    api_docs,
     atom_feeds,
     blog_pages,
     cities,
@@ -20,7 +21,9 @@ from services.gateway.assets import install_assets
 from services.gateway.clients import GatewayClients
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import install_error_handlers
+from services.gateway.json_output import MarkupFreeJSONProvider
 from services.gateway.observability import install_observability
+from services.gateway.request_checks import install_request_checks
 from services.gateway.security import install_security
 from shared.logs import configure_logging
 
@@ -36,10 +39,11 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
         title="Sister Cities API",
         version=API_VERSION,
         spec_path="/api/openapi.json",
-        docs_path="/api/docs",
+        docs_path=None,  # /api/docs is served by api_docs.py, with no other host
         # The site's files are served by ``assets`` under fingerprinted addresses.
         static_folder=None,
     )
+    app.json = MarkupFreeJSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -52,6 +56,7 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     clients = GatewayClients.connect(settings, shared_metrics)
     app.extensions["sistercities"] = clients
     install_error_handlers(app)
+    install_request_checks(app)
     install_observability(app, clients.metrics)
     app.register_blueprint(health.bp)
     app.register_blueprint(cities.bp)
@@ -60,6 +65,7 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     app.register_blueprint(admin_feeds.bp)
     app.register_blueprint(subscriptions.bp)
     app.register_blueprint(admin_digests.bp)
+    app.register_blueprint(api_docs.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(blog_pages.bp)
     app.register_blueprint(atom_feeds.bp)

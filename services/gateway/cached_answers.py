@@ -8,6 +8,7 @@ import json
 
 from flask import Response, current_app, request
 
+from services.gateway import json_output
 from services.gateway.clients import cache, service_client
 
 # Seconds a browser or proxy may reuse an answer before asking again (with its ETag).
@@ -18,7 +19,7 @@ def _as_json(task: str, args: tuple, kwargs: dict):
     def produce() -> str:
         # Services answer in the documented shape (the API tests hold them to the schema);
         # serializing through marshmallow again would cost a fifth of a millisecond.
-        return json.dumps(service_client().call(task, *args, **kwargs))
+        return json_output.dumps(service_client().call(task, *args, **kwargs))
 
     return produce
 

@@ -74,7 +74,9 @@ def _describe_validation(detail: dict) -> str:
     for location, fields in (detail or {}).items():
         for field, messages in (fields or {}).items():
             text = "; ".join(str(message) for message in _flatten(messages))
-            parts.append(f"{field} ({location}): {text}")
+            # marshmallow's name for the whole input (a body that is not an object).
+            name = "the body" if field == "_schema" else field
+            parts.append(f"{name} ({location}): {text}")
     return "invalid request: " + ", ".join(parts) if parts else "invalid request"
 
 

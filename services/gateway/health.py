@@ -105,7 +105,14 @@ def _check_redis() -> dict:
     return {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 2)}
 
 
+PROMETHEUS_TEXT = {
+    "description": "Prometheus' text format",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
+
+
 @bp.get("/metrics")
-@bp.doc(summary="Prometheus metrics: requests and latency per route, task round trips")
+@bp.doc(summary="Prometheus metrics: requests and latency per route, task round trips",
+        responses={200: PROMETHEUS_TEXT})  # fmt: skip
 def prometheus_metrics():
     return metrics().render()

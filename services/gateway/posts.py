@@ -7,11 +7,9 @@ from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import Length, Range
 
 from services.gateway.cached_answers import cached_json, hot
+from services.gateway.request_checks import ID
 
 bp = APIBlueprint("posts", __name__, tag="Stories", url_prefix="/api/v1/posts")
-
-ID = Range(min=1, max=2**31 - 1)
-
 
 # Services answer with ISO 8601 text, passed through as it is.
 MOMENT = {"format": "date-time"}

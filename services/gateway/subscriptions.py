@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Integer, List, String
-from apiflask.validators import Length, OneOf, Range
+from apiflask.validators import Length, OneOf
 from flask import render_template, request
 
 from services.gateway.city_names import followed_cities
 from services.gateway.clients import service_client
+from services.gateway.request_checks import ID
 from shared.errors import ServiceError
 
 bp = APIBlueprint("subscriptions", __name__, tag="Subscriptions")
@@ -24,7 +25,7 @@ class SubscriptionIn(Schema):
     )
     frequency = String(load_default="weekly", validate=OneOf(FREQUENCIES))
     city_ids = List(
-        Integer(strict=True, validate=Range(min=1, max=2**31 - 1)),
+        Integer(strict=True, validate=ID),
         load_default=list,
         validate=Length(max=50),
         metadata={"description": "Cities to follow (and their sisters); empty for all the news"},

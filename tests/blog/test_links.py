@@ -15,6 +15,10 @@ from services.blog.links import BadFeedUrl, canonical_link, feed_url, medium_pos
         ("https://jinnabaalu.medium.com", "https://jinnabaalu.medium.com/feed"),
         ("https://Example.org/blog/rss.xml", "https://example.org/blog/rss.xml"),
         ("http://example.org:8080/feed?format=atom", "http://example.org:8080/feed?format=atom"),
+        ("http://127.0.0.1:8080/rss", "http://127.0.0.1:8080/rss"),
+        ("http://[::1]/rss", "http://[::1]/rss"),
+        ("https://bücher.example/feed", "https://bücher.example/feed"),
+        ("https://my_blog.example.org/feed", "https://my_blog.example.org/feed"),
     ],
 )
 def test_feed_addresses_are_what_staff_mean(typed, fetched):
@@ -24,7 +28,10 @@ def test_feed_addresses_are_what_staff_mean(typed, fetched):
 @pytest.mark.parametrize(
     "typed",
     ["ftp://example.org/feed", "javascript:alert(1)", "https://user:pw@example.org/feed",
-     "https://" + "a" * 3000 + ".org"],
+     "https://" + "a" * 3000 + ".org", "<script>alert(1)</script>",
+     "https://exa mple.org/feed", "https://example.org/feed\r\nX-Injected: 1",
+     "\x1b[31mred\x1b[0m", "https://[example.org/feed", "https://-bad-.org/feed",
+     "https://example..org/feed"],
 )  # fmt: skip
 def test_other_addresses_are_refused(typed):
     with pytest.raises(BadFeedUrl):
