@@ -16,7 +16,11 @@ from shared.errors import ServiceError
 bp = APIBlueprint("subscriptions", __name__, tag="Subscriptions")
 
 FREQUENCIES = ("weekly", "daily")
-PAGE = {200: "An HTML page", 400: "The link is not valid (an HTML page saying so)"}
+HTML = {"text/html": {"schema": {"type": "string"}}}
+PAGE = {
+    200: {"description": "An HTML page", "content": HTML},
+    400: {"description": "The link is not valid (an HTML page saying so)", "content": HTML},
+}
 
 
 class SubscriptionIn(Schema):
