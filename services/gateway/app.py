@@ -5,6 +5,7 @@ from __future__ import annotations
 from apiflask import APIFlask
 
 from services.gateway import (
+    admin_dashboard,
     admin_digests,
     admin_feeds,
     admin_partnerships,
@@ -65,6 +66,7 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     app.register_blueprint(admin_feeds.bp)
     app.register_blueprint(subscriptions.bp)
     app.register_blueprint(admin_digests.bp)
+    app.register_blueprint(admin_dashboard.bp)
     app.register_blueprint(api_docs.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(blog_pages.bp)

@@ -27,6 +27,7 @@ class GatewaySettings(CommonSettings):
     cache_seconds: int
     gateway_threads: int
     donate_url: str | None
+    trusted_proxies: int
     search_rate_limit: str
     subscribe_rate_limit: str
 
@@ -56,6 +57,9 @@ class GatewaySettings(CommonSettings):
             gateway_threads=env.int("GATEWAY_THREADS", 32, 1, 512),
             cache_seconds=env.int("CACHE_SECONDS", 300, 0, 86400),
             donate_url=env.url("DONATE_URL", None, ("http", "https")),
+            # Proxies in front of the gateway that set X-Forwarded-For: the client address
+            # (for rate limits and logs) is then the one they saw.
+            trusted_proxies=env.int("TRUSTED_PROXIES", 0, 0, 5),
             # Per client address; Flask-Limiter's notation ("10/second;300/minute").
             search_rate_limit=env.str("SEARCH_RATE_LIMIT", "20/second;600/minute"),
             subscribe_rate_limit=env.str("SUBSCRIBE_RATE_LIMIT", "5/minute;30/hour"),

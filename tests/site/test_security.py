@@ -147,3 +147,25 @@ def test_api_answers_carry_an_etag_and_revalidate(client, site_world):
         "/api/v1/cities", query_string={"q": "Tours"}, headers={"If-None-Match": etag}
     )
     assert other.status_code == 200 and other.headers["ETag"] != etag
+
+
+def test_behind_a_trusted_proxy_each_visitor_has_a_budget_of_their_own(stack_env, stack):
+    limits = {"SEARCH_RATE_LIMIT": "2/minute"}
+    proxied = create_app(GatewaySettings.from_env({**stack_env, **limits, "TRUSTED_PROXIES": "1"}))
+    direct = create_app(GatewaySettings.from_env({**stack_env, **limits}))
+    proxy = {"REMOTE_ADDR": f"10.{random.randrange(256)}.{random.randrange(256)}.9"}
+
+    def searches(app, visitor: str) -> list[int]:
+        client = app.test_client()
+        headers = {"X-Forwarded-For": visitor}
+        return [
+            client.get("/cities?q=x", headers=headers, environ_base=proxy).status_code
+            for _ in range(3)
+        ]
+
+    visitors = [f"192.0.2.{random.randrange(1, 255)}", f"198.51.100.{random.randrange(1, 255)}"]
+    for visitor in visitors:  # each visitor's third search is refused, not the whole site's
+        assert searches(proxied, visitor) == [200, 200, 429]
+    # Without the setting a forged header buys nothing: the proxy's address is the client.
+    direct_answers = searches(direct, visitors[0]) + searches(direct, visitors[1])
+    assert direct_answers.count(429) == 4
