@@ -315,3 +315,19 @@ def ping(services: tuple[str, ...], timeout: float) -> None:
         else:
             click.echo(f"{name}: ok in {seconds * 1000:.1f} ms ({outcome['host']})")
     sys.exit(1 if failed else 0)
+
+
+@main.command()
+def queues() -> None:
+    """How many messages wait in each service's queue (what the staff dashboard shows)."""
+    from shared.queues import queue_lengths
+
+    settings = load(LauncherSettings.from_env)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        lengths = queue_lengths(client)
+    except redis.RedisError as error:
+        raise click.ClickException(f"Redis cannot be reached: {error}") from None
+    for service, waiting in lengths["waiting"].items():
+        click.echo(f"{service}: {waiting:,} waiting")
+    click.echo(f"taken by workers, not yet finished: {lengths['unacknowledged']:,}")

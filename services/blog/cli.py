@@ -77,15 +77,18 @@ def remove_feed_command(feed_id: int) -> None:
 
 
 @blog_cli.command("poll")
+@click.argument("feed_ids", metavar="[FEED_ID]...", nargs=-1, type=int)
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
-def poll_command(threads: int) -> None:
-    """Poll every feed now, in this process, whatever its next check time."""
+def poll_command(feed_ids: tuple[int, ...], threads: int) -> None:
+    """Poll these feeds (every feed when none is named) now, in this process, whatever their
+    next check time."""
     from services.blog.polling import all_feed_ids, poll_feed
     from services.blog.tasks import request_city_links
 
     runtime = _runtime()
-    with runtime.read_sessions() as session:
-        feed_ids = all_feed_ids(session)
+    if not feed_ids:
+        with runtime.read_sessions() as session:
+            feed_ids = all_feed_ids(session)
 
     def poll(feed_id: int):
         return poll_feed(

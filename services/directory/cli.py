@@ -95,3 +95,110 @@ def load_sample_command() -> None:
     """Load the cities and the sample of well-known partnerships that ships with the code."""
     for line in [*load_cities(), *load_partnerships(SAMPLE)]:
         click.echo(line)
+
+
+# --- partnerships one at a time: what the admin API's partnership routes do ------------------
+
+STATUSES = click.Choice(["active", "inactive", "proposed"])
+
+
+def _change_partnership(change: Callable) -> str:
+    """Run ``change(session)`` (returning a partnership) in one transaction; describe the
+    result, or turn a refusal into the command's error."""
+    from services.directory.models import City
+    from shared.db import session_scope
+    from shared.errors import ServiceError
+
+    try:
+        with session_scope(_sessions()) as session:
+            partnership = change(session)
+            a, b = (
+                session.get(City, city_id)
+                for city_id in (partnership.city_a_id, partnership.city_b_id)
+            )
+            details = [
+                f"since {partnership.since}" if partnership.since else "year unknown",
+                partnership.status,
+            ]
+            if partnership.source:
+                details.append(f"source: {partnership.source}")
+            return (
+                f"partnership {partnership.id}: {a.name} ({a.country_code}) and {b.name} "
+                f"({b.country_code}), {', '.join(details)}"
+            )
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+
+
+@directory_cli.command("add-partnership")
+@click.argument("city_id", type=int)
+@click.argument("sister_city_id", type=int)
+@click.option("--since", type=int, help="The year it began.")
+@click.option("--status", type=STATUSES, default="active", show_default=True)
+@click.option("--source", help="Where it is recorded (a council decision, a web page).")
+@click.option("--notes")
+def add_partnership_command(
+    city_id: int,
+    sister_city_id: int,
+    since: int | None,
+    status: str,
+    source: str | None,
+    notes: str | None,
+) -> None:
+    """Add a partnership between two directory cities (their ids, as City Search shows them)."""
+    from services.directory.partnerships import create_partnership
+
+    described = _change_partnership(
+        lambda session: create_partnership(
+            session, city_id, sister_city_id, since, status, source, notes
+        )
+    )
+    click.echo(f"added {described}")
+
+
+@directory_cli.command("update-partnership")
+@click.argument("partnership_id", type=int)
+@click.option("--since", type=int, help="The year it began.")
+@click.option("--status", type=STATUSES)
+@click.option("--source")
+@click.option("--notes")
+@click.option(
+    "--clear",
+    "cleared",
+    multiple=True,
+    type=click.Choice(["since", "source", "notes"]),
+    help="Empty this field (repeatable).",
+)
+def update_partnership_command(partnership_id: int, cleared: tuple[str, ...], **given) -> None:
+    """Change a partnership's year, status, source or notes (only the options given)."""
+    from services.directory.partnerships import update_partnership
+
+    changes = {field: value for field, value in given.items() if value is not None}
+    both = set(changes) & set(cleared)
+    if both:
+        raise click.UsageError(f"--{sorted(both)[0]} and --clear {sorted(both)[0]} together")
+    changes.update(dict.fromkeys(cleared))
+    if not changes:
+        raise click.UsageError(
+            "nothing to change: give --since, --status, --source, --notes or --clear"
+        )
+    described = _change_partnership(
+        lambda session: update_partnership(session, partnership_id, **changes)
+    )
+    click.echo(f"updated {described}")
+
+
+@directory_cli.command("remove-partnership")
+@click.argument("partnership_id", type=int)
+def remove_partnership_command(partnership_id: int) -> None:
+    """Remove a partnership."""
+    from services.directory.partnerships import delete_partnership
+    from shared.db import session_scope
+    from shared.errors import ServiceError
+
+    try:
+        with session_scope(_sessions()) as session:
+            delete_partnership(session, partnership_id)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"removed partnership {partnership_id}")

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from services.directory import partnerships
 from services.directory.city_details import get_city as city_details
+from services.directory.import_lock import ImportLock
+from services.directory.partnerships_import import RowError
+from services.directory.partnerships_import import import_partnerships as import_rows
 from services.directory.places import match_places as places_in
 from services.directory.places import match_places_many as places_in_many
 from services.directory.search import search
 from services.directory.suggestions import suggest_sisters as suggestions_for
 from services.directory.worker import app, runtime, search_index
 from shared.db import session_scope
+from shared.errors import InvalidInput
 
 
 @app.task(name="directory.search_cities", shared=False)
@@ -73,3 +77,26 @@ def delete_partnership(partnership_id: int) -> dict:
     with session_scope(runtime.sessions) as session:
         partnerships.delete_partnership(session, partnership_id)
     return {"deleted": partnership_id}
+
+
+# A partnership's source column holds this much (the file's name stands in for rows without one).
+MAX_SOURCE_CHARS = 200
+
+
+@app.task(name="directory.import_partnerships", shared=False)
+def import_partnerships(text: str, source: str) -> dict:
+    """Staff's CSV upload: the command line's import, with its report as a dict. Committed in
+    batches as the command line does; one at a time; a second run of a file changes nothing."""
+    if not 0 < len(source) <= MAX_SOURCE_CHARS or not source.isprintable():
+        raise InvalidInput(f"the file's name must be 1 to {MAX_SOURCE_CHARS} printable characters")
+    try:
+        with ImportLock(runtime.redis) as lock, session_scope(runtime.sessions) as session:
+
+            def commit() -> None:
+                session.commit()
+                lock.renew()
+
+            report = import_rows(session, text, source, lock.renew, commit)
+    except RowError as error:  # the file as a whole (its header) is not one we read
+        raise InvalidInput(str(error)) from None
+    return report.to_dict()

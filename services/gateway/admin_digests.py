@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Dict, Integer, String
+from apiflask.fields import Dict, Integer, Nested, String
 from apiflask.validators import Length, OneOf
 
 from services.gateway.admin_auth import admin_auth
@@ -33,12 +33,30 @@ class SendOut(Schema):
     frequency = String(required=True)
 
 
+class DigestRun(Schema):
+    period = String(required=True, metadata={"example": "weekly:2026-W48"})
+    started_at = String(
+        required=True,
+        metadata={"format": "date-time", "description": "When its first delivery was claimed"},
+    )
+    last_sent_at = String(allow_none=True, metadata={"format": "date-time"})
+    deliveries = Dict(
+        keys=String(),
+        values=Integer(),
+        required=True,
+        metadata={"description": "The period's deliveries by status"},
+    )
+
+
 class StatsOut(Schema):
     total = Integer(required=True)
     by_status = Dict(keys=String(), values=Integer(), required=True)
     confirmed_by_frequency = Dict(keys=String(), values=Integer(), required=True)
     deliveries = Dict(keys=String(), values=Integer(), required=True)
     last_digest_sent_at = String(allow_none=True, metadata={"format": "date-time"})
+    last_digest_run = Nested(
+        DigestRun, allow_none=True, metadata={"description": "The newest digest period, if any"}
+    )
     sent_not_acknowledged = Integer(
         required=True,
         metadata={"description": "Marked sent without the server's acceptance recorded: in "
@@ -69,6 +87,7 @@ def send(body: dict):
 @bp.get("/subscribers/stats")
 @bp.auth_required(admin_auth)
 @bp.output(StatsOut)
-@bp.doc(summary="Subscribers by status and frequency; deliveries by status", responses=[503])
+@bp.doc(summary="Subscribers by status and frequency; deliveries by status; the last digest run",
+        responses=[503])  # fmt: skip
 def stats():
     return service_client().call("notifier.subscriber_stats")

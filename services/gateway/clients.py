@@ -12,12 +12,20 @@ from services.gateway.config import GatewaySettings
 from services.gateway.observability import Metrics
 from shared.rpc import ServiceClient
 
+# Staff's partnership import of a whole MAX_BODY_BYTES file outlasts SERVICE_TIMEOUT by far:
+# the 1.8 MB twin_cities.csv through the gateway took 82-95 s into an empty directory (17,000
+# places to create) and 11-23 s again, on the 2-core development machine, SQLite or PostgreSQL.
+LONG_CALL_TIMEOUT = 300.0
+
 
 @dataclass
 class GatewayClients:
     settings: GatewaySettings
     redis: redis.Redis
     services: ServiceClient
+    # For the few admin calls that take long; its own connections, whose socket outwaits the
+    # longer wait (a blocked read would otherwise time out first and look like Redis down).
+    long_calls: ServiceClient
     metrics: Metrics
     cache: ResponseCache
 
@@ -32,8 +40,28 @@ class GatewayClients:
         )
         metrics = Metrics(multiprocess=shared_metrics)
         services = ServiceClient(client, settings.service_timeout, observe=metrics.observe_task)
+        # Never longer than the visibility timeout: a message still running then is handed to
+        # a second worker, and the copy is discarded only if it has expired by that time.
+        long_timeout = min(LONG_CALL_TIMEOUT, settings.task_visibility_timeout)
+        long_calls = ServiceClient(
+            redis.Redis.from_url(
+                settings.redis_url,
+                socket_connect_timeout=1,
+                socket_timeout=long_timeout + 5,
+                health_check_interval=30,
+            ),
+            long_timeout,
+            observe=metrics.observe_task,
+        )
         cache = ResponseCache(client, settings.cache_seconds, enabled=settings.cache_seconds > 0)
-        return cls(settings=settings, redis=client, services=services, metrics=metrics, cache=cache)
+        return cls(
+            settings=settings,
+            redis=client,
+            services=services,
+            long_calls=long_calls,
+            metrics=metrics,
+            cache=cache,
+        )
 
 
 def _clients() -> GatewayClients:
@@ -50,6 +78,11 @@ def redis_client() -> redis.Redis:
 
 def service_client() -> ServiceClient:
     return _clients().services
+
+
+def long_call_client() -> ServiceClient:
+    """Calls that may take up to ``LONG_CALL_TIMEOUT`` (admin imports)."""
+    return _clients().long_calls
 
 
 def cache() -> ResponseCache:

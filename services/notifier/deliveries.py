@@ -27,7 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -107,6 +107,30 @@ def stale_claims(session: Session, now: datetime) -> list[int]:
         Delivery.status == "claimed", Delivery.created_at < now - STALE_CLAIM
     )
     return list(session.scalars(query.order_by(Delivery.id)))
+
+
+def last_run(session: Session) -> dict | None:
+    """The newest digest period anyone was claimed for (``weekly:2026-W48``): when its first
+    row was claimed, when its last message was marked sent, and its rows by status."""
+    period = session.scalar(select(Delivery.period).order_by(Delivery.id.desc()).limit(1))
+    if period is None:
+        return None
+    started, last_sent = session.execute(
+        select(func.min(Delivery.created_at), func.max(Delivery.sent_at)).where(
+            Delivery.period == period
+        )
+    ).one()
+    by_status = session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.period == period)
+        .group_by(Delivery.status)
+    ).all()
+    return {
+        "period": period,
+        "started_at": started.isoformat(),
+        "last_sent_at": last_sent.isoformat() if last_sent else None,
+        "deliveries": dict(by_status),
+    }
 
 
 def send_batch(

@@ -246,10 +246,12 @@ def subscriber_stats() -> dict:
         by_status = dict(
             session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
         )
+        last_run = deliveries.last_run(session)
         unaccepted = session.scalar(
             select(func.count())
             .select_from(Delivery)
             .where(Delivery.status == "sent", Delivery.accepted_at.is_(None))
         )
     return {**stats, "last_digest_sent_at": last.isoformat() if last else None,
-            "deliveries": by_status, "sent_not_acknowledged": unaccepted}  # fmt: skip
+            "last_digest_run": last_run, "deliveries": by_status,
+            "sent_not_acknowledged": unaccepted}  # fmt: skip
