@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apiflask import APIFlask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.gateway import (
     admin_dashboard,
@@ -54,6 +55,10 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
             'shape {"error": {"code": "...", "message": "..."}}.'
         ),
     )
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
     clients = GatewayClients.connect(settings, shared_metrics)
     app.extensions["sistercities"] = clients
     install_error_handlers(app)
