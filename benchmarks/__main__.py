@@ -1,14 +1,16 @@
-"""`make bench`: run every benchmark and print its table (medians, p99, ratios against a
-baseline measured in the same run)."""
+"""`make bench`: run every benchmark and print one markdown table (medians, p99 or throughput,
+each beside the baseline measured in the same run and the ratio)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import platform
+import sys
 from datetime import UTC, datetime
 
 from benchmarks import bench_blog, bench_digests, bench_rpc, bench_search, bench_site
+from benchmarks.report import Row, table
 
 BENCHMARKS = {
     "rpc": bench_rpc,
@@ -24,15 +26,19 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load run")
     args = parser.parse_args()
+    rows: list[Row] = []
+    for name in args.only or BENCHMARKS:
+        module = BENCHMARKS[name]
+        print(f"running {name}: {module.__doc__.strip().splitlines()[0]}", file=sys.stderr)
+        measured = module.measure(args.seconds)
+        as_rows = getattr(module, "as_rows", None)
+        for row in as_rows(measured) if as_rows else measured:
+            rows.append(Row(f"{name}: {row.name}", row.value, row.baseline, row.ratio))
     print(
         f"# Sister Cities benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
     )
-    for name in args.only or BENCHMARKS:
-        module = BENCHMARKS[name]
-        print(f"## {name}: {module.__doc__.strip().splitlines()[0]}\n")
-        print(module.table(module.measure(args.seconds)))
-        print()
+    print(table(rows))
 
 
 if __name__ == "__main__":

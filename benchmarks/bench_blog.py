@@ -26,7 +26,7 @@ from benchmarks.processes import (
     start_redis,
     wait,
 )
-from benchmarks.report import Row, table  # noqa: F401 - table is this module's printer
+from benchmarks.report import Row
 from services.blog import feeds, polling
 from services.blog.models import Base, Feed, Post
 from shared.celery_app import make_celery

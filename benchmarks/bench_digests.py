@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from benchmarks.processes import free_port, fresh_postgres, running_processes, start_redis, wait
-from benchmarks.report import Row, table  # noqa: F401 - table is this module's printer
+from benchmarks.report import Row
 from services.notifier import deliveries, digests, mail
 from services.notifier.models import Delivery, SisterLink, Story, Subscriber
 from services.notifier.tokens import Tokens

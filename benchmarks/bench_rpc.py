@@ -30,6 +30,7 @@ from benchmarks.processes import (
     start_redis,
     wait_http_ok,
 )
+from benchmarks.report import Row
 
 CONNECTIONS = 16
 FIXED_RATE = 150
@@ -113,19 +114,18 @@ def median_round(results: list[Result]) -> Result:
     return sorted(results, key=lambda result: result.rps)[len(results) // 2]
 
 
-def table(results: list[Measured]) -> str:
+def as_rows(results: list[Measured]) -> list[Row]:
+    """The same results as rows of the one benchmark table."""
     bare = results[0].closed.rps
     stock = results[-1].closed.rps
-    lines = [
-        f"| round trip | req/s @{CONNECTIONS} conns | p50 ms | p99 ms | p50 ms @{FIXED_RATE}/s "
-        f"| p99 ms @{FIXED_RATE}/s | errors | Redis cmds/call | vs stock req/s | vs bare req/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in results:
-        lines.append(
-            f"| {row.name} | {row.closed.rps:,.0f} | {row.closed.p50_ms:.2f} | "
-            f"{row.closed.p99_ms:.2f} | {row.fixed.p50_ms:.2f} | {row.fixed.p99_ms:.2f} | "
-            f"{row.closed.errors + row.fixed.errors} | {row.redis_commands_per_call:.1f} | "
-            f"{row.closed.rps / stock:.2f} | {row.closed.rps / bare:.2f} |"
+    return [
+        Row(
+            f"{row.name}: {CONNECTIONS} connections / steady {FIXED_RATE} req/s",
+            f"{row.closed.rps:,.0f} req/s, p50 {row.closed.p50_ms:.2f} ms, "
+            f"p99 {row.closed.p99_ms:.2f} ms / p99 {row.fixed.p99_ms:.2f} ms, "
+            f"{row.redis_commands_per_call:.0f} Redis commands a call",
+            f"stock Celery {stock:,.0f} req/s, bare Flask {bare:,.0f} req/s",
+            f"{row.closed.rps / stock:.2f}x stock, {row.closed.rps / bare:.0%} of bare",
         )
-    return "\n".join(lines)
+        for row in results
+    ]

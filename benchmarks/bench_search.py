@@ -32,7 +32,7 @@ from benchmarks.processes import (
     start_redis,
     wait_http_ok,
 )
-from benchmarks.report import Row, table  # noqa: F401 - table is this module's printer
+from benchmarks.report import Row
 from services.directory.cities_import import import_cities
 from services.directory.names import is_latin, normalize
 from services.directory.partnerships_import import import_partnerships

@@ -22,7 +22,7 @@ import requests
 from benchmarks.bench_search import ROOT, TWIN_CITIES, load_directory, make_queries
 from benchmarks.loadgen import Result, closed_loop, open_loop
 from benchmarks.processes import free_port, running_processes, serve, start_redis, wait_http_ok
-from benchmarks.report import Row, table  # noqa: F401 - table is this module's printer
+from benchmarks.report import Row
 from services.blog.models import Post, PostCity
 from services.blog.posts import PostData, store_posts
 from services.directory.search import load_index
