@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import redis
 import sqlalchemy.exc
 from celery import Celery, Task
+from celery.app import trace
 from celery.signals import task_postrun, task_prerun
 
 from shared import redis_transport
@@ -32,6 +33,11 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+
+
+# Celery logs what a task returned; answers can hold signed links (a subscriber's
+# preferences and unsubscribe tokens), and no secret may reach a log.
+trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
 
 class ServiceTask(Task):

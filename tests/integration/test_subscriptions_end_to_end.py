@@ -21,14 +21,15 @@ def link_path(text: str, kind: str) -> str:
     return match.group(1)
 
 
-def announce_story(engines, post_id: int, city_ids: list[int]) -> None:
+def announce_story(engines, post_id: int, city_ids: list[int], title: str | None = None) -> None:
     """The blog announces a story through its outbox, as it does after linking it."""
     from services.blog.models import Base as BlogBase
     from shared.db import make_session_factory, session_scope
 
     with session_scope(make_session_factory(engines["blog"])) as session:
         publish(session, BlogBase.metadata, "blog.post_published", {
-            "id": post_id, "title": f"Twinning news {post_id}", "excerpt": "Delegates met…",
+            "id": post_id, "title": title or f"Twinning news {post_id}",
+            "excerpt": "Delegates met…",
             "url": f"https://medium.com/p/{post_id:012x}", "image": None, "author": "A",
             "published_at": "2026-11-27T10:00:00+00:00", "reading_minutes": 1, "tags": [],
             "city_ids": city_ids, "feed_id": None,
