@@ -19,6 +19,7 @@ from celery.signals import task_postrun, task_prerun
 
 from shared import redis_transport
 from shared.errors import ServiceError, TransientError
+from shared.redis_connection import is_sentinel_url
 from shared.routing import route_task
 from shared.settings import CommonSettings
 
@@ -54,7 +55,7 @@ class ServiceTask(Task):
 def broker_url(redis_url: str) -> str:
     """The kombu URL for a redis-py URL: our Redis transport (``shared.redis_transport``) for
     plain and Unix-socket Redis; kombu spells a socket ``+socket://`` where redis-py says
-    ``unix://``. TLS and Sentinel URLs go to kombu's own transports unchanged."""
+    ``unix://``. TLS and Sentinel URLs go unchanged (``sentinel://`` is ours too)."""
     if redis_url.startswith("unix://"):
         return f"{redis_transport.ALIAS}+socket://" + redis_url.removeprefix("unix://")
     if redis_url.startswith("redis://"):
@@ -99,6 +100,17 @@ def make_celery(
         worker_send_task_events=False,
         task_send_sent_event=False,
     )
+    if is_sentinel_url(settings.redis_url):
+        # kombu's Sentinel transport asks the sentinels for the master on every connection;
+        # the consumer reconnects by itself after a failover (broker_connection_retry). A
+        # socket timeout, because a master gone from the network would otherwise keep a
+        # publish waiting forever. There is no result backend (shared.rpc); one would take the
+        # same URL and result_backend_transport_options={"master_name": ...}.
+        app.conf.broker_transport_options.update(
+            master_name=settings.redis_sentinel_master,
+            socket_connect_timeout=2,
+            socket_timeout=10,
+        )
     app.Task = ServiceTask
     if service is not None:
         _register_ping(app, service)

@@ -4,7 +4,8 @@ kombu builds a new ``redis.Redis`` for every publish and every acknowledgement. 
 8 each construction copies about 170 response callbacks and costs some 0.3 ms of CPU: more
 than the Redis commands it then sends. A ``redis.Redis`` is a thread-safe facade over its
 pool, so one per pool does the same work. Selected by the ``scredis://`` broker scheme that
-``shared.celery_app.broker_url`` writes.
+``shared.celery_app.broker_url`` writes; behind Redis Sentinel by ``sentinel://`` URLs
+themselves (below).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from kombu.transport import redis as kombu_redis
 ALIAS = "scredis"
 
 
-class Channel(kombu_redis.Channel):
+class OneClientPerPool:
     def _create_client(self, asynchronous: bool = False):
         pool = self.async_pool if asynchronous else self.pool
         cache = self.__dict__.setdefault("_clients_by_pool", {})
@@ -26,8 +27,24 @@ class Channel(kombu_redis.Channel):
         return cached[1]
 
 
+class Channel(OneClientPerPool, kombu_redis.Channel):
+    pass
+
+
 class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class SentinelChannel(OneClientPerPool, kombu_redis.SentinelChannel):
+    pass
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
 TRANSPORT_ALIASES.setdefault(ALIAS, f"{__name__}:Transport")
+# kombu's own Sentinel transport, one client per pool. It must answer to the "sentinel" scheme
+# itself: kombu reads the sentinels from the URLs of that scheme only, and names the transport
+# after the scheme again whenever it moves on to the next sentinel (Connection.switch).
+TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"

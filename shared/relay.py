@@ -4,6 +4,13 @@ Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several relay
 work without sending a row twice while they live. A relay killed after sending and before
 marking the rows sent leaves them unsent; the next pass sends them again and consumers drop
 the duplicates by event id (``shared.events.handle_event_once``). Nothing committed is lost.
+On SQLite a batch's transaction takes the write lock at its start (``shared.db``), so relays
+there take turns: the second reads the rows after the first has marked them.
+
+Behind Redis Sentinel the master acknowledges a message before its replica has it, and a
+failover in between loses it. So there a batch is marked sent only once a replica holds its
+messages (``WAIT``) and the master is still the one that took them; otherwise the rows stay
+unsent and go again.
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ from shared.logs import get_logger
 from shared.routing import CACHE_GENERATIONS, EVENT_ROUTES, GENERATION_KEY
 
 WAKE_KEY = "sistercities:outbox:wake"
+# Events relayed so far: a write in the same round trip as WAIT, which then covers it and
+# every message sent before it (replication keeps the master's order).
+RELAYED_KEY = "sistercities:outbox:relayed"
 POLL_SECONDS = 1.0
+REPLICATION_TIMEOUT_MS = 2000
 
 log = get_logger(__name__)
 
@@ -37,6 +48,10 @@ def wake_relay(client: redis.Redis) -> None:
     pipe.execute()
 
 
+class NotReplicated(Exception):
+    """The batch's messages may not survive a failover: its rows stay unsent."""
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -44,11 +59,15 @@ class OutboxRelay:
         sources: Mapping[str, Engine],
         client: redis.Redis,
         batch_size: int = 200,
+        replicas: int = 0,
     ):
+        """``replicas``: how many Redis replicas must hold a batch's messages before its rows
+        are marked sent (1 behind Sentinel; 0: the master's acknowledgement is enough)."""
         self.app = app
         self.sources = dict(sources)
         self.redis = client
         self.batch_size = batch_size
+        self.replicas = replicas
         self.outbox = outbox_table(_tables_only())
 
     def relay_once(self) -> int:
@@ -77,6 +96,7 @@ class OutboxRelay:
             if not rows:
                 return 0
             generations: set[str] = set()
+            before = self._replication() if self.replicas else None
             with self.app.producer_or_acquire() as kombu_producer:
                 for row in rows:
                     envelope = envelope_of(row, producer)
@@ -94,11 +114,7 @@ class OutboxRelay:
                             task_id=f"{envelope['id']}.{consumer}",
                             producer=kombu_producer,
                         )
-            if generations:
-                pipe = self.redis.pipeline(transaction=False)
-                for generation in generations:
-                    pipe.incr(GENERATION_KEY.format(generation))
-                pipe.execute()
+            self._after_sending(len(rows), generations, before)
             conn.execute(
                 update(outbox)
                 .where(outbox.c.id.in_([row["id"] for row in rows]))
@@ -106,6 +122,41 @@ class OutboxRelay:
             )
         log.info("events_relayed", producer=producer, count=len(rows))
         return len(rows)
+
+    def _replication(self) -> dict:
+        return self.redis.info("replication")
+
+    def _after_sending(self, count: int, generations: set[str], before: dict | None) -> None:
+        """Move the cache generations the events make stale; with ``replicas``, raise
+        ``NotReplicated`` unless the batch is safe from a failover. ``before``: the master's
+        replication state when the batch began."""
+        pipe = self.redis.pipeline(transaction=False)
+        for generation in generations:
+            pipe.incr(GENERATION_KEY.format(generation))
+        if before is None:
+            if generations:
+                pipe.execute()
+            return
+        pipe.incrby(RELAYED_KEY, count)
+        # With no replica attached there is nothing to wait for (and waiting would hold the
+        # outbox's rows, on SQLite its whole database, for the timeout): as safe as a lone
+        # Redis, and events keep flowing. A replica that comes back copies everything.
+        waiting = min(self.replicas, before["connected_slaves"])
+        if waiting:
+            pipe.wait(waiting, REPLICATION_TIMEOUT_MS)
+        pipe.info("replication")
+        answers = pipe.execute()
+        acknowledged, after = (answers[-2] if waiting else 0), answers[-1]
+        if after["master_replid"] != before["master_replid"]:
+            # A failover during the batch: what the old master took may be gone.
+            raise NotReplicated("the Redis master changed while the batch was sent")
+        if not waiting:
+            log.warning("events_relayed_without_replica", count=count)
+        elif acknowledged < waiting:
+            raise NotReplicated(
+                f"{acknowledged} of {waiting} replicas took the batch within "
+                f"{REPLICATION_TIMEOUT_MS} ms"
+            )
 
     def run(self, stop: threading.Event) -> None:
         backoff = POLL_SECONDS
@@ -120,6 +171,7 @@ class OutboxRelay:
                 sqlalchemy.exc.InterfaceError,
                 redis.exceptions.RedisError,
                 KombuOperationalError,
+                NotReplicated,
                 OSError,
             ) as error:
                 log.warning("relay_pass_failed", error=str(error), retry_in=backoff)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.celery_app import install_worker_hooks, make_celery
 from shared.db import make_engine, make_session_factory, read_only, session_scope
 from shared.events import Envelope, Handler, handle_event_once, on_outbox_commit
+from shared.redis_connection import connect
 from shared.relay import purge_old_events, wake_relay
 from shared.settings import ServiceSettings
 
@@ -62,8 +63,9 @@ class ServiceRuntime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
+        return connect(
             self.settings.redis_url,
+            self.settings.redis_sentinel_master,
             socket_connect_timeout=2,
             socket_timeout=5,
             health_check_interval=30,

@@ -7,6 +7,7 @@ from the mapping it is given and passes them on.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,13 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from shared.redis_connection import DEFAULT_SENTINEL_MASTER, is_sentinel_url, parse_sentinel_url
+
 T = TypeVar("T")
 
-REDIS_SCHEMES = ("redis", "rediss", "unix")
+REDIS_SCHEMES = ("redis", "rediss", "unix", "sentinel")
+# A Sentinel master's name as sentinel.conf spells it (`sentinel monitor NAME host port quorum`).
+SENTINEL_MASTER_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
 ENVIRONMENTS = ("development", "production", "test")
 
@@ -113,6 +118,24 @@ class EnvReader:
             "a URL starting with " + " or ".join(f"{scheme}://" for scheme in schemes),
         )
 
+    def redis_url(self, name: str, default: str) -> str:
+        """One Redis server, or every sentinel of a Sentinel setup (``shared.redis_connection``)."""
+        raw = self._raw(name)
+        if raw is not None and is_sentinel_url(raw):
+            try:
+                parse_sentinel_url(raw)
+            except ValueError as error:
+                self.problems.append(f"{name}: {error}")
+                return default
+            return raw
+        if raw is not None and ";" in raw:
+            self.problems.append(
+                f"{name} lists several addresses: only a sentinel:// URL can "
+                "(sentinel://host1:26379;sentinel://host2:26379;...)"
+            )
+            return default
+        return self.url(name, default, REDIS_SCHEMES)
+
     def database_url(self, name: str, default: str) -> str:
         def parse(raw: str) -> str:
             url = make_url(raw)
@@ -138,6 +161,7 @@ class CommonSettings:
     environment: str
     data_dir: Path
     redis_url: str
+    redis_sentinel_master: str
     log_level: str
     log_format: str
     service_timeout: float
@@ -149,10 +173,11 @@ class CommonSettings:
     def read(env: EnvReader) -> dict[str, Any]:
         data_dir = Path(env.str("DATA_DIR", "var")).expanduser().resolve()
         environment = env.choice("ENVIRONMENT", "development", ENVIRONMENTS)
-        return {
+        values = {
             "environment": environment,
             "data_dir": data_dir,
-            "redis_url": env.url("REDIS_URL", embedded_redis_url(data_dir), REDIS_SCHEMES),
+            "redis_url": env.redis_url("REDIS_URL", embedded_redis_url(data_dir)),
+            "redis_sentinel_master": env.str("REDIS_SENTINEL_MASTER", DEFAULT_SENTINEL_MASTER),
             "log_level": env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
             "log_format": env.choice(
                 "LOG_FORMAT",
@@ -166,6 +191,12 @@ class CommonSettings:
             "worker_pool": env.choice("WORKER_POOL", "threads", ("threads", "solo", "prefork")),
             "worker_concurrency": env.int("WORKER_CONCURRENCY", 2, 1, 256),
         }
+        if not SENTINEL_MASTER_NAME.fullmatch(values["redis_sentinel_master"]):
+            env.problems.append(
+                "REDIS_SENTINEL_MASTER must be the master's name as the sentinels know it: "
+                "letters, digits, '.', '_' or '-', at most 100"
+            )
+        return values
 
 
 def embedded_redis_url(data_dir: Path) -> str:

@@ -23,6 +23,7 @@ import redis
 import requests
 
 from shared.logs import configure_logging, get_logger
+from shared.redis_connection import connect, is_sentinel_url
 from shared.routing import SERVICES
 from shared.settings import ConfigError, ServiceSettings
 from sistercities.config import LauncherSettings
@@ -144,7 +145,7 @@ def _start_embedded_redis(supervisor: Supervisor, settings: LauncherSettings, en
         env,
         infrastructure=True,
     )
-    client = redis.Redis(unix_socket_path=socket_path, socket_connect_timeout=0.5)
+    client = connect(settings.redis_url, socket_connect_timeout=0.5)
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -261,12 +262,19 @@ def relay() -> None:
         service: make_engine(load(lambda s=service: ServiceSettings.from_env(s)).database_url)
         for service in SERVICES
     }
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
+    client = connect(
+        settings.redis_url,
+        settings.redis_sentinel_master,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     log.info("relay_started", sources=list(sources))
-    OutboxRelay(make_celery("relay", settings), sources, client).run(stop)
+    # Behind Sentinel a batch is marked sent once a replica holds it: a failover keeps it.
+    replicas = 1 if is_sentinel_url(settings.redis_url) else 0
+    OutboxRelay(make_celery("relay", settings), sources, client, replicas=replicas).run(stop)
     log.info("relay_stopped")
 
 
@@ -303,7 +311,7 @@ def ping(services: tuple[str, ...], timeout: float) -> None:
     from shared.rpc import ServiceClient
 
     settings = load(LauncherSettings.from_env)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout + 5)
+    client = connect(settings.redis_url, settings.redis_sentinel_master, socket_timeout=timeout + 5)
     caller = ServiceClient(client, timeout)
     names = services or SERVICES
     outcomes = caller.call_many([(f"{name}.ping_service", (), {}) for name in names])
@@ -323,7 +331,12 @@ def queues() -> None:
     from shared.queues import queue_lengths
 
     settings = load(LauncherSettings.from_env)
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    client = connect(
+        settings.redis_url,
+        settings.redis_sentinel_master,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+    )
     try:
         lengths = queue_lengths(client)
     except redis.RedisError as error:

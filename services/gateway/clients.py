@@ -10,6 +10,7 @@ from flask import current_app
 from services.gateway.cache import ResponseCache
 from services.gateway.config import GatewaySettings
 from services.gateway.observability import Metrics
+from shared.redis_connection import connect
 from shared.rpc import ServiceClient
 
 # Staff's partnership import of a whole MAX_BODY_BYTES file outlasts SERVICE_TIMEOUT by far:
@@ -31,8 +32,9 @@ class GatewayClients:
 
     @classmethod
     def connect(cls, settings: GatewaySettings, shared_metrics: bool = False) -> GatewayClients:
-        client = redis.Redis.from_url(
+        client = connect(
             settings.redis_url,
+            settings.redis_sentinel_master,
             socket_connect_timeout=1,
             # Replies are awaited with BLPOP: the socket must outwait the longest call.
             socket_timeout=settings.service_timeout + 5,
@@ -44,8 +46,9 @@ class GatewayClients:
         # a second worker, and the copy is discarded only if it has expired by that time.
         long_timeout = min(LONG_CALL_TIMEOUT, settings.task_visibility_timeout)
         long_calls = ServiceClient(
-            redis.Redis.from_url(
+            connect(
                 settings.redis_url,
+                settings.redis_sentinel_master,
                 socket_connect_timeout=1,
                 socket_timeout=long_timeout + 5,
                 health_check_interval=30,

@@ -3,6 +3,7 @@
 import pytest
 
 from services.gateway.config import GatewaySettings
+from shared.redis_connection import parse_sentinel_url
 from shared.settings import ConfigError, ServiceSettings
 
 
@@ -48,3 +49,45 @@ def test_settings_are_frozen():
     settings = GatewaySettings.from_env({})
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+SENTINELS = "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379;sentinel://10.0.0.3"
+
+
+def test_redis_behind_sentinel_is_every_sentinel_and_the_masters_name():
+    settings = ServiceSettings.from_env(
+        "blog", {"REDIS_URL": SENTINELS, "REDIS_SENTINEL_MASTER": "sistercities"}
+    )
+    assert (settings.redis_url, settings.redis_sentinel_master) == (SENTINELS, "sistercities")
+    assert ServiceSettings.from_env("blog", {}).redis_sentinel_master == "mymaster"
+    assert parse_sentinel_url(SENTINELS).sentinels == (
+        ("10.0.0.1", 26379),
+        ("10.0.0.2", 26379),
+        ("10.0.0.3", 26379),
+    )
+    with_password = "sentinel://:s%40cret@a:1/2;sentinel://:s%40cret@b:1/2"
+    parsed = parse_sentinel_url(with_password)
+    assert (parsed.password, parsed.db) == ("s@cret", 2)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "problem"),
+    [
+        ("redis://a:6379;redis://b:6379", "only a sentinel:// URL can"),
+        ("sentinel://a:26379;redis://b:6379", "address 2 of a sentinel URL does not start"),
+        ("sentinel://a:26379;sentinel://", "address 2 of the sentinel URL names no host"),
+        ("sentinel://a:port", "address 1 of the sentinel URL has a bad port"),
+        ("sentinel://a/zero", "the database must be a number"),
+        ("sentinel://:pw@a/1;sentinel://b/1", "must carry the same password and database"),
+    ],
+)
+def test_a_bad_sentinel_url_is_explained_without_its_password(redis_url, problem):
+    with pytest.raises(ConfigError) as caught:
+        ServiceSettings.from_env("blog", {"REDIS_URL": redis_url})
+    assert problem in str(caught.value)
+    assert "pw" not in str(caught.value)
+
+
+def test_a_sentinel_master_name_must_be_one_sentinel_conf_can_hold():
+    with pytest.raises(ConfigError, match="REDIS_SENTINEL_MASTER must be the master's name"):
+        ServiceSettings.from_env("blog", {"REDIS_SENTINEL_MASTER": "my master"})
