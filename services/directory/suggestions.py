@@ -8,8 +8,11 @@ with.
 
 from __future__ import annotations
 
+import bisect
 import math
+import threading
 from collections import defaultdict
+from dataclasses import dataclass
 
 from services.directory.geography import country_name
 from services.directory.search import CityRecord, SearchIndex
@@ -32,6 +35,41 @@ def _climate_similarity(a: CityRecord, b: CityRecord) -> float:
 
 def _people(n: int) -> str:
     return f"{n:,} people"
+
+
+@dataclass(frozen=True)
+class _Twinned:
+    """The cities active in twinning, arranged once per search index: by size (log10 of the
+    population, for a window search instead of a scan of every city) and by country."""
+
+    log_sizes: list[float]
+    ids_by_size: list[int]
+    by_country: dict[str, list[int]]
+
+
+_arranged: dict[int, tuple[SearchIndex, _Twinned]] = {}
+_arranged_lock = threading.Lock()
+
+
+def _twinned(index: SearchIndex) -> _Twinned:
+    with _arranged_lock:
+        known = _arranged.get(id(index))
+        if known is not None and known[0] is index:
+            return known[1]
+    sized = sorted(
+        (math.log10(city.population), city.id)
+        for city_id, city in index.cities.items()
+        if city_id in index.sisters and city.population > 0
+    )
+    by_country: dict[str, list[int]] = defaultdict(list)
+    for city_id, city in index.cities.items():
+        if city_id in index.sisters:
+            by_country[city.country_code].append(city_id)
+    arranged = _Twinned([size for size, _ in sized], [cid for _, cid in sized], dict(by_country))
+    with _arranged_lock:
+        _arranged.clear()  # one index is current at a time
+        _arranged[id(index)] = (index, arranged)
+    return arranged
 
 
 def suggest_sisters(index: SearchIndex, city_id: int, limit: int = 10) -> dict:
@@ -62,77 +100,96 @@ def suggest_sisters(index: SearchIndex, city_id: int, limit: int = 10) -> dict:
 
     pool = {cid for cid in (*shared_sisters, *twinned_with_like)}
     # Cities already active in twinning, of a similar size: worth proposing on size and
-    # climate alone when the graph says little.
-    for candidate in index.cities.values():
-        if candidate.id in index.sisters:
-            size = _size_similarity(city.population, candidate.population)
+    # climate alone when the graph says little. Similarity above 0.8 means sizes within a
+    # factor of 10**0.2; the window is searched a little wider and the test applied exactly.
+    if city.population > 0:
+        twinned = _twinned(index)
+        mine_log = math.log10(city.population)
+        low = bisect.bisect_left(twinned.log_sizes, mine_log - 0.21)
+        high = bisect.bisect_right(twinned.log_sizes, mine_log + 0.21)
+        for candidate_id in twinned.ids_by_size[low:high]:
+            size = _size_similarity(city.population, index.cities[candidate_id].population)
             if size is not None and size > 0.8:
-                pool.add(candidate.id)
+                pool.add(candidate_id)
 
+    # Score every candidate; write the reasons only for those shown.
     scored = []
     for candidate_id in pool:
         candidate = index.cities[candidate_id]
         if not eligible(candidate):
             continue
-        reasons = []
-        shared = shared_sisters.get(candidate_id, [])
-        liked = twinned_with_like.get(candidate_id, [])
-        network = min(1.0, (len(shared) + 0.5 * len(liked)) / 3.0)
-        if shared:
-            names = ", ".join(index.cities[s].name for s in shared[:3])
-            reasons.append(
-                f"Already twinned with your sister city {names}"
-                if len(shared) == 1
-                else f"Already twinned with {len(shared)} of your sister cities: {names}"
-            )
-        if liked:
-            names = ", ".join(index.cities[s].name for s in liked[:3])
-            reasons.append(
-                f"Cities like yours in {country_name(city.country_code)} are twinned with it: "
-                f"{names}"
-            )
+        shared = shared_sisters.get(candidate_id, ())
+        liked = twinned_with_like.get(candidate_id, ())
         size = _size_similarity(city.population, candidate.population)
-        if size is not None and size >= 0.7:
-            reasons.append(
-                f"Similar size: {_people(candidate.population)} (you: {_people(city.population)})"
-            )
         climate = _climate_similarity(city, candidate)
-        if climate >= 0.8:
-            hemisphere = (
-                ""
-                if (city.latitude >= 0) == (candidate.latitude >= 0)
-                else ", in the other hemisphere"
-            )
-            reasons.append(
-                f"Similar distance from the equator: {abs(candidate.latitude):.1f}° "
-                f"(you: {abs(city.latitude):.1f}°{hemisphere})"
-            )
-        if not reasons:
-            continue
+        if not (shared or liked or (size is not None and size >= 0.7) or climate >= 0.8):
+            continue  # nothing to say for it
+        network = min(1.0, (len(shared) + 0.5 * len(liked)) / 3.0)
         score = (
             WEIGHTS["network"] * network
             + WEIGHTS["size"] * (size if size is not None else 0.3)
             + WEIGHTS["climate"] * climate
         )
-        scored.append((round(score, 3), -candidate.population, candidate_id, reasons))
+        scored.append((round(score, 3), -candidate.population, candidate_id))
     scored.sort(key=lambda item: (-item[0], item[1], item[2]))
     results = []
-    for score, _pop, candidate_id, reasons in scored[:limit]:
+    for score, _pop, candidate_id in scored[:limit]:
         candidate = index.cities[candidate_id]
         result = candidate.as_result(index.sister_count(candidate_id))
+        reasons = _reasons(
+            index,
+            city,
+            candidate,
+            shared_sisters.get(candidate_id, []),
+            twinned_with_like.get(candidate_id, []),
+        )
         result.update(score=score, reasons=reasons)
         results.append(result)
     return {"results": results}
 
 
+def _reasons(
+    index: SearchIndex,
+    city: CityRecord,
+    candidate: CityRecord,
+    shared: list[int],
+    liked: list[int],
+) -> list[str]:
+    reasons = []
+    if shared:
+        names = ", ".join(index.cities[s].name for s in shared[:3])
+        reasons.append(
+            f"Already twinned with your sister city {names}"
+            if len(shared) == 1
+            else f"Already twinned with {len(shared)} of your sister cities: {names}"
+        )
+    if liked:
+        names = ", ".join(index.cities[s].name for s in liked[:3])
+        reasons.append(
+            f"Cities like yours in {country_name(city.country_code)} are twinned with it: {names}"
+        )
+    size = _size_similarity(city.population, candidate.population)
+    if size is not None and size >= 0.7:
+        reasons.append(
+            f"Similar size: {_people(candidate.population)} (you: {_people(city.population)})"
+        )
+    if _climate_similarity(city, candidate) >= 0.8:
+        hemisphere = (
+            "" if (city.latitude >= 0) == (candidate.latitude >= 0) else ", in the other hemisphere"
+        )
+        reasons.append(
+            f"Similar distance from the equator: {abs(candidate.latitude):.1f}° "
+            f"(you: {abs(city.latitude):.1f}°{hemisphere})"
+        )
+    return reasons
+
+
 def _cities_like(index: SearchIndex, city: CityRecord) -> list[int]:
     """Cities of the same country, active in twinning, closest in size."""
     same_country = [
-        candidate
-        for candidate in index.cities.values()
-        if candidate.country_code == city.country_code
-        and candidate.id != city.id
-        and candidate.id in index.sisters
+        index.cities[candidate_id]
+        for candidate_id in _twinned(index).by_country.get(city.country_code, ())
+        if candidate_id != city.id
     ]
     if city.population > 0:
         same_country = [c for c in same_country if c.population > 0]
