@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier import digests, mail
@@ -163,48 +164,51 @@ def send_batch(
     # pinging it) for every row cost a fifth of the send.
     with engine.connect() as ledger:
         accepted: list[int] = []  # the server said 250; recorded with the next mark
-        for delivery, subscriber in rows:
-            if subscriber.status != "confirmed":
-                _finish(ledger, delivery.id, "skipped", now)
-                outcome.skipped += 1
-                continue
-            digest = pool.digest_for(subscriber.city_ids, since[subscriber.id])
-            if digest.count == 0:
-                _finish(ledger, delivery.id, "empty", now)
-                outcome.empty += 1
-                continue
-            data = personalize(
-                template_for(digest, subscriber, settings), subscriber, delivery, settings
-            )
-            if pace is not None:
-                pace()
-            try:
-                sender.send(
-                    mail.envelope_address(settings.sender),
-                    subscriber.email,
-                    data,
-                    before_last_line=lambda d=delivery, n=digest.count: _mark_sent(
-                        ledger, d.id, n, now, accepted
-                    ),
+        try:
+            for delivery, subscriber in rows:
+                if subscriber.status != "confirmed":
+                    _finish(ledger, delivery.id, "skipped", now)
+                    outcome.skipped += 1
+                    continue
+                digest = pool.digest_for(subscriber.city_ids, since[subscriber.id])
+                if digest.count == 0:
+                    _finish(ledger, delivery.id, "empty", now)
+                    outcome.empty += 1
+                    continue
+                data = personalize(
+                    template_for(digest, subscriber, settings), subscriber, delivery, settings
                 )
-                outcome.sent += 1
-                accepted.append(delivery.id)
-            except AlreadyTaken:
-                outcome.skipped += 1
-            except mail.PermanentFailure as error:
-                _failed(sessions, delivery.id, subscriber.id, str(error), permanent=True)
-                outcome.failed += 1
-            except mail.ServerUnavailable:
-                # Not this subscriber's fault: the batch stops and is retried whole. A row
-                # marked sent stays sent (its last line may have been accepted).
-                outcome.retry += [d.id for d, _s in rows if d.id >= delivery.id]
-                break
-            except mail.TemporaryFailure as error:
-                _failed(sessions, delivery.id, subscriber.id, str(error), permanent=False)
-                outcome.retry.append(delivery.id)
-        if accepted:
-            with ledger.begin():
-                ledger.execute(_MARK_ACCEPTED, {"accepted": accepted, "now": now})
+                if pace is not None:
+                    pace()
+                try:
+                    sender.send(
+                        mail.envelope_address(settings.sender),
+                        subscriber.email,
+                        data,
+                        before_last_line=lambda d=delivery, n=digest.count: _mark_sent(
+                            ledger, d.id, n, now, accepted
+                        ),
+                    )
+                    outcome.sent += 1
+                    accepted.append(delivery.id)
+                except AlreadyTaken:
+                    outcome.skipped += 1
+                except mail.PermanentFailure as error:
+                    _failed(sessions, delivery.id, subscriber.id, str(error), permanent=True)
+                    outcome.failed += 1
+                except mail.ServerUnavailable:
+                    # Not this subscriber's fault: the batch stops and is retried whole. A row
+                    # marked sent stays sent (its last line may have been accepted).
+                    outcome.retry += [d.id for d, _s in rows if d.id >= delivery.id]
+                    break
+                except mail.TemporaryFailure as error:
+                    _failed(sessions, delivery.id, subscriber.id, str(error), permanent=False)
+                    outcome.retry.append(delivery.id)
+        finally:
+            # Also when the batch ends in an error (a deadlock between two copies of a
+            # redelivered task, a lost database): the 250s already heard are facts to keep.
+            if accepted:
+                _record_accepted(ledger, accepted, now)
     return outcome
 
 
@@ -308,6 +312,16 @@ _MARK_SENT = (
     .values(status="sent", sent_at=bindparam("now"), stories=bindparam("stories"),
             attempts=Delivery.attempts + 1)
 )  # fmt: skip
+
+
+def _record_accepted(ledger: Connection, accepted: list[int], now: datetime) -> None:
+    try:
+        if ledger.in_transaction():
+            ledger.rollback()
+        with ledger.begin():
+            ledger.execute(_MARK_ACCEPTED, {"accepted": accepted, "now": now})
+    except SQLAlchemyError as error:
+        log.warning("accepted_not_recorded", deliveries=len(accepted), error=str(error))
 
 
 def _mark_sent(

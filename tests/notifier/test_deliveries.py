@@ -5,6 +5,7 @@ subscriber and period whatever is retried, refused or run twice at once."""
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from services.notifier import deliveries, digests
@@ -239,3 +240,29 @@ def test_the_global_rate_holds_across_senders(redis_client, monkeypatch):
     per_second = collections.Counter(sent_at)
     assert max(per_second.values()) == 5 and len(per_second) == 5  # 23 messages, 5 a second
     assert deliveries.Pace(redis_client, 0)() is None  # 0: no limit, no Redis round trip
+
+
+def test_a_batch_that_ends_in_an_error_keeps_the_250s_it_heard(
+    notifier_sessions, mail_settings, sink
+):
+    with session_scope(notifier_sessions) as session:
+        ids = [add_subscriber(session, f"e{n}@example.org") for n in range(3)]
+        claimed = deliveries.claim(session, ids, "weekly:2026-W48", utcnow(), DOMAIN)
+    news(notifier_sessions, story(1, []))
+    paced = []
+
+    def pace():  # the second message's turn never comes: the batch dies (a lost database, say)
+        paced.append(1)
+        if len(paced) == 2:
+            raise RuntimeError("the batch dies here")
+
+    with SmtpSender(sink.url) as sender, pytest.raises(RuntimeError):
+        deliveries.send_batch(
+            notifier_sessions.kw["bind"], sender, claimed, mail_settings, utcnow(), pace
+        )
+    assert len(sink.received) == 1
+    with notifier_sessions() as session:
+        first = session.get(Delivery, claimed[0])
+        # Sent and known to be accepted: not mistaken for one a crash may have lost.
+        assert first.status == "sent" and first.accepted_at is not None
+        assert session.get(Delivery, claimed[1]).status == "claimed"
