@@ -74,6 +74,13 @@ def install_security(app: Flask, settings: GatewaySettings, redis_pool) -> None:
         # A limiter that cannot reach Redis lets requests through rather than failing the site.
         swallow_errors=True,
     )
+    limited = {endpoint for endpoints in RATE_LIMITED.values() for endpoint in endpoints}
+
+    @limiter.request_filter
+    def not_limited() -> bool:
+        # Flask-Limiter weighs every request against every limit; the others skip that work.
+        return request.endpoint not in limited
+
     for setting, endpoints in RATE_LIMITED.items():
         # One budget per client for the API route and the page that do the same thing.
         limit = limiter.shared_limit(
