@@ -10,7 +10,9 @@ there take turns: the second reads the rows after the first has marked them.
 Behind Redis Sentinel the master acknowledges a message before its replica has it, and a
 failover in between loses it. So there a batch is marked sent only once a replica holds its
 messages (``WAIT``) and the master is still the one that took them; otherwise the rows stay
-unsent and go again.
+unsent and go again. And a relay that sees the master change sends the last
+``RESEND_AFTER_FAILOVER`` of events again: a worker records that it took a message (kombu's
+unacked copy) a moment after taking it, and a failover in that moment loses the message.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ WAKE_KEY = "sistercities:outbox:wake"
 RELAYED_KEY = "sistercities:outbox:relayed"
 POLL_SECONDS = 1.0
 REPLICATION_TIMEOUT_MS = 2000
+RESEND_AFTER_FAILOVER = timedelta(minutes=1)
 
 log = get_logger(__name__)
 
@@ -69,9 +72,12 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.replicas = replicas
         self.outbox = outbox_table(_tables_only())
+        self._master: str | None = None
 
     def relay_once(self) -> int:
         """One pass over every source; returns how many events were sent."""
+        if self.replicas:
+            self._notice_failover()
         sent = 0
         for producer, engine in self.sources.items():
             while True:
@@ -125,6 +131,21 @@ class OutboxRelay:
 
     def _replication(self) -> dict:
         return self.redis.info("replication")
+
+    def _notice_failover(self) -> None:
+        """After a failover, the last minute's events again (consumers drop duplicates)."""
+        master = self._replication()["master_replid"]
+        if self._master not in (None, master):
+            since = utcnow() - RESEND_AFTER_FAILOVER
+            for producer, engine in self.sources.items():
+                with engine.begin() as conn:
+                    count = conn.execute(
+                        update(self.outbox)
+                        .where(self.outbox.c.sent_at >= since)
+                        .values(sent_at=None)
+                    ).rowcount
+                log.warning("events_resent_after_failover", producer=producer, count=count)
+        self._master = master
 
     def _after_sending(self, count: int, generations: set[str], before: dict | None) -> None:
         """Move the cache generations the events make stale; with ``replicas``, raise

@@ -18,6 +18,7 @@ import itertools
 import os
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,6 +173,15 @@ class Load:
         return sum(1 for c in calls if c.at > moment and c.kind == kind and c.status == good)
 
 
+def explain(system: SentinelSystem, load: Load, since: float) -> str:
+    """For a failure: the calls' outcomes since ``since``, and each process's last lines."""
+    outcomes = Counter((c.kind, c.status) for c in list(load.calls) if c.at > since)
+    tails = {name: system.stack.log(name).splitlines()[-8:] for name in system.stack.processes}
+    return f"calls since the kill: {dict(outcomes)}\n" + "\n".join(
+        f"--- {name}\n" + "\n".join(lines) for name, lines in tails.items()
+    )
+
+
 def test_a_killed_master_is_replaced_and_nothing_acknowledged_is_lost(cluster, system):
     load = Load(system)
     load.thread.start()
@@ -184,9 +194,12 @@ def test_a_killed_master_is_replaced_and_nothing_acknowledged_is_lost(cluster, s
 
         new_master = wait_for_failover(cluster, old_master)
         promoted_after = time.monotonic() - killed_at
-        wait_for(lambda: load.successes_since(killed_at) >= 15
-                 and load.successes_since(killed_at, "search") >= 15, timeout=90, interval=0.1,
-                 what="calls to succeed again after the failover")  # fmt: skip
+        try:
+            wait_for(lambda: load.successes_since(killed_at) >= 15
+                     and load.successes_since(killed_at, "search") >= 15, timeout=90,
+                     interval=0.1, what="calls to succeed again after the failover")  # fmt: skip
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{explain(system, load, killed_at)}") from None
         first_success = min(c.at for c in load.calls if c.at > killed_at and c.status == 201)
 
         # The old master comes back as the new one's replica: the relay waits for it again.
@@ -234,9 +247,15 @@ def test_a_killed_master_is_replaced_and_nothing_acknowledged_is_lost(cluster, s
 
     outbox = "SELECT event_id FROM outbox_events WHERE event_type = 'directory.partnership_changed'"
     handled = "SELECT event_id FROM handled_events"
-    wait_for(lambda: events("directory", outbox) <= events("notifier", handled), timeout=90,
-             interval=0.5, what="every partnership event to reach the notifier")  # fmt: skip
+    try:
+        wait_for(lambda: events("directory", outbox) <= events("notifier", handled), timeout=90,
+                 interval=0.5, what="every partnership event to reach the notifier")  # fmt: skip
+    except AssertionError as error:
+        missing = events("directory", outbox) - events("notifier", handled)
+        raise AssertionError(f"{error}: {missing}\n{explain(system, load, killed_at)}") from None
     assert len(events("directory", outbox)) == len(stored)
+    # Including what a worker may have taken off the old master in its last moment.
+    assert "events_resent_after_failover" in system.stack.log("relay")
     unsent = "SELECT event_id FROM outbox_events WHERE sent_at IS NULL"
     wait_for(lambda: not events("directory", unsent), timeout=30, what="the outbox to be empty")
 
