@@ -62,14 +62,15 @@ def mail_sink() -> Iterator[MailSink]:
     sink.stop()
 
 
-@pytest.fixture(scope="session")
-def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
-    data_dir = tmp_path_factory.mktemp("data")
+def stack_environment(
+    redis_url: str, database_urls: dict[str, str], smtp_url: str, data_dir: Path
+) -> dict[str, str]:
+    """The environment every process of a test stack runs with."""
     env = dict(os.environ)
     env.update(
         ENVIRONMENT="test",
         DATA_DIR=str(data_dir),
-        REDIS_URL=backends.redis_url,
+        REDIS_URL=redis_url,
         LOG_FORMAT="json",
         LOG_LEVEL="info",
         # Short enough that a message held by a killed worker comes back within a test.
@@ -78,7 +79,7 @@ def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
         ADMIN_TOKEN=ADMIN_TOKEN,
         # The tests' feed server is on 127.0.0.1.
         BLOG_ALLOW_PRIVATE_FEEDS="1",
-        SMTP_URL=mail_sink.url,
+        SMTP_URL=smtp_url,
         SECRET_KEY="test-secret-key-for-signed-links",
         PUBLIC_BASE_URL="http://sistercities.test",
         DONATE_URL="https://donate.sistercities.test/",
@@ -88,9 +89,19 @@ def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
         SEARCH_RATE_LIMIT="100000/minute",
         SUBSCRIBE_RATE_LIMIT="100000/minute",
     )
-    for service, url in backends.database_urls.items():
+    for service, url in database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url
     return env
+
+
+@pytest.fixture(scope="session")
+def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
+    return stack_environment(
+        backends.redis_url,
+        backends.database_urls,
+        mail_sink.url,
+        tmp_path_factory.mktemp("data"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +160,8 @@ def engines(backends) -> Iterator[dict[str, Engine]]:
 KEEP_TABLES = {"alembic_version", "directory_version"}
 
 
-def _truncate_all(engine: Engine) -> None:
+def empty_tables(engine: Engine) -> None:
+    """Delete every row but the schema's and the index's version numbers (the tables stay)."""
     metadata = MetaData()
     metadata.reflect(engine)
     with engine.begin() as conn:
@@ -166,7 +178,7 @@ def clean_databases(engines) -> Iterator[dict[str, Engine]]:
     """Every service database empty after the test (the schema stays)."""
     yield engines
     for engine in engines.values():
-        _truncate_all(engine)
+        empty_tables(engine)
 
 
 @pytest.fixture(scope="session")

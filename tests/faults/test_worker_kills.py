@@ -1,0 +1,163 @@
+"""Each worker killed with SIGKILL in the middle of its work and started again: what it had
+begun is finished by the restarted worker (its messages come back after the visibility
+timeout), and nothing is done twice — every partnership stored once, every post stored once
+and announced once, every digest delivered once at the SMTP server."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+import services.directory
+from services.directory.import_lock import LOCK_SECONDS
+from services.directory.partnerships_import import import_partnerships
+from shared.db import make_engine, make_session_factory
+from shared.migrations import upgrade
+from tests.conftest import TWIN_CITIES, needs_twin_cities
+from tests.faults.conftest import VISIBILITY_TIMEOUT
+from tests.faults.workloads import (
+    POSTS,
+    add_known_cities,
+    assert_each_digest_once,
+    assert_each_post_announced_once,
+    digests_sent,
+    mail_count,
+    start_digest_send,
+    start_polling_cycle,
+    wait_until_under_way,
+)
+from tests.feed_server import FeedServer
+from tests.stack import wait_for
+
+pytestmark = pytest.mark.faults
+
+SUBSCRIBERS = 2000
+FEEDS = 200
+
+
+def test_a_notifier_killed_mid_send_neither_repeats_nor_skips_a_digest(faults):
+    notifier = faults.engines["notifier"]
+    addresses = start_digest_send(faults, SUBSCRIBERS)
+    wait_until_under_way(lambda: mail_count(faults), SUBSCRIBERS, "the send")
+    faults.processes.kill("notifier")
+    at_kill = len(faults.mail.received)
+    assert at_kill < SUBSCRIBERS, "the send finished before the kill: the test proves nothing"
+    faults.start("notifier")
+
+    # The batches the dead worker held come back after the visibility timeout.
+    wait_for(lambda: digests_sent(notifier) == SUBSCRIBERS, timeout=120 + VISIBILITY_TIMEOUT,
+             what="every digest to be sent")  # fmt: skip
+    assert_each_digest_once(faults, addresses)
+    assert at_kill < len(faults.mail.received)
+    faults.say(f"notifier kill: {at_kill} of {SUBSCRIBERS} digests out at the kill, "
+               f"{len(faults.mail.received)} at the server after the restart")  # fmt: skip
+
+
+def test_a_blog_worker_killed_mid_cycle_stores_and_announces_each_post_once(faults):
+    add_known_cities(faults)
+    with FeedServer() as server:
+        total = start_polling_cycle(faults, server, FEEDS)
+        wait_until_under_way(lambda: faults.count("blog", POSTS), total, "the polling cycle")
+        faults.processes.kill("blog")
+        at_kill = faults.count("blog", POSTS)
+        assert at_kill < total, "the cycle finished before the kill: the test proves nothing"
+        faults.start("blog")
+        # Fetches the dead worker held come back after the visibility timeout.
+        wait_for(lambda: faults.count("blog", POSTS) == total, timeout=120 + VISIBILITY_TIMEOUT,
+                 what="every post to be stored")  # fmt: skip
+    assert_each_post_announced_once(faults, total)
+    unlinked = "SELECT count(*) FROM posts WHERE city_ids::text = '[]'"
+    assert faults.count("blog", unlinked) == 0
+    faults.say(f"blog kill: {at_kill} of {total} posts stored at the kill; after the restart "
+               f"{total} stored, each announced once")  # fmt: skip
+
+
+IMPORT_ROWS = 2500  # more than one commit (one per 1,000 partnerships): the kill splits them
+IMPORT_URL = "/api/v1/admin/partnerships/import"
+PAIRS = """SELECT a.name, a.country_code, b.name, b.country_code, p.since, p.status
+           FROM partnerships p JOIN cities a ON a.id = p.city_a_id
+           JOIN cities b ON b.id = p.city_b_id"""
+
+
+def stored_pairs(engine) -> list[tuple]:
+    """Every stored partnership as its two places (either way round) and its details."""
+    with engine.connect() as conn:
+        return [
+            (frozenset([(a, ca), (b, cb)]), since, status)
+            for a, ca, b, cb, since, status in conn.execute(text(PAIRS))
+        ]
+
+
+def reference_import(faults, content: str) -> tuple[list[tuple], int]:
+    """The same file imported with no fault, into a database of its own: what must be kept."""
+    url = faults.postgres.create_databases(["sc_reference"])["sc_reference"]
+    upgrade(Path(services.directory.__file__).parent / "migrations", url)
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session:
+            import_partnerships(session, content, "twin_cities.csv", commit=session.commit)
+            session.commit()
+        with engine.connect() as conn:
+            cities = conn.execute(text("SELECT count(*) FROM cities")).scalar_one()
+        return stored_pairs(engine), cities
+    finally:
+        engine.dispose()
+
+
+def upload(faults, content: str):
+    files = {"file": ("twin_cities.csv", content.encode(), "text/csv")}
+    return faults.post(IMPORT_URL, files=files, timeout=VISIBILITY_TIMEOUT + 60)
+
+
+@needs_twin_cities
+def test_a_directory_killed_mid_import_stores_every_partnership_once(faults):
+    with TWIN_CITIES.open(encoding="utf-8") as handle:
+        content = "".join(line for _, line in zip(range(IMPORT_ROWS + 1), handle, strict=False))
+    expected_pairs, expected_cities = reference_import(faults, content)
+    directory = faults.engines["directory"]
+    answers = []
+    sending = threading.Thread(target=lambda: answers.append(upload(faults, content)))
+    sending.start()
+    try:
+        wait_for(lambda: faults.count("directory", PARTNERSHIPS) > 0, timeout=120, interval=0.02,
+                 what="the import's first batch to commit")  # fmt: skip
+        faults.processes.kill("directory")
+        at_kill = faults.count("directory", PARTNERSHIPS)
+    finally:
+        sending.join()
+    assert at_kill < len(expected_pairs), "the import finished before the kill"
+    # The gateway gave up on the dead worker: 503, not a hang and not a 500. The message has
+    # expired with the call, so no worker picks the import up again by itself.
+    assert answers[0].status_code == 503, answers[0].text
+    faults.start("directory")
+    faults.wait_until_answers("directory")
+
+    # Staff send the file again; the dead import's lock lasts up to LOCK_SECONDS (409 till then).
+    def resent():
+        answer = upload(faults, content)
+        return None if answer.status_code == 409 else answer
+
+    report = wait_for(resent, timeout=LOCK_SECONDS + 60, interval=1,
+                      what="the import to be accepted again").json()  # fmt: skip
+    assert report["partnerships_created"] == len(expected_pairs) - at_kill, report
+    assert report["cities_created"] == 0  # every place was made by the killed import, once
+    kept = stored_pairs(directory)
+    assert sorted(kept, key=repr) == sorted(expected_pairs, key=repr)
+    assert faults.count("directory", "SELECT count(*) FROM cities") == expected_cities
+    # Each partnership announced once, and heard once by the notifier.
+    assert faults.count("directory", PARTNERSHIP_EVENTS) == len(expected_pairs)
+    wait_for(lambda: faults.count("notifier", "SELECT count(*) FROM partnership_news")
+             == len(expected_pairs), timeout=60, what="the notifier to hear of each")  # fmt: skip
+    again = upload(faults, content).json()
+    assert (again["partnerships_created"], again["cities_created"]) == (0, 0)
+    faults.say(f"directory kill: {at_kill} of {len(expected_pairs)} partnerships committed at "
+               f"the kill; after the resend {len(kept)}, each once")  # fmt: skip
+
+
+PARTNERSHIPS = "SELECT count(*) FROM partnerships"
+PARTNERSHIP_EVENTS = (
+    "SELECT count(*) FROM outbox_events WHERE event_type = 'directory.partnership_changed'"
+)
