@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import kombu.exceptions
 import redis
 import sqlalchemy.exc
 from celery import Celery, Task
@@ -31,6 +32,9 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.InterfaceError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    # What sending a task raises when the broker cannot be reached (kombu wraps redis-py's
+    # connection errors in it).
+    kombu.exceptions.OperationalError,
     ConnectionError,
     TimeoutError,
 )

@@ -10,10 +10,38 @@ themselves (below).
 
 from __future__ import annotations
 
-from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
 
 ALIAS = "scredis"
+
+
+class QoS(kombu_redis.QoS):
+    """kombu's acknowledgements, but one that cannot reach Redis still frees its message's
+    place in the prefetch window.
+
+    kombu's ack (and reject) removes the message from Redis first and frees the place after;
+    when Redis is away the first step raises and the place stays taken for good. A worker
+    whose window fills so (long tasks running when Redis restarts: a digest send) stops asking
+    Redis for work, so never reads from the dead connection, never reconnects, and consumes
+    nothing again. Freed, the worker's next read fails and it reconnects. The message itself is
+    still in Redis' unacked index when Redis kept it (append-only file on) and is delivered
+    again after the visibility timeout: one more run, which every task allows.
+    """
+
+    def ack(self, delivery_tag):
+        try:
+            super().ack(delivery_tag)
+        except BaseException:
+            virtual.QoS.ack(self, delivery_tag)
+            raise
+
+    def reject(self, delivery_tag, requeue=False):
+        try:
+            super().reject(delivery_tag, requeue=requeue)
+        except BaseException:
+            virtual.QoS.ack(self, delivery_tag)
+            raise
 
 
 class OneClientPerPool:
@@ -28,7 +56,7 @@ class OneClientPerPool:
 
 
 class Channel(OneClientPerPool, kombu_redis.Channel):
-    pass
+    QoS = QoS
 
 
 class Transport(kombu_redis.Transport):
@@ -36,7 +64,7 @@ class Transport(kombu_redis.Transport):
 
 
 class SentinelChannel(OneClientPerPool, kombu_redis.SentinelChannel):
-    pass
+    QoS = QoS
 
 
 class SentinelTransport(kombu_redis.SentinelTransport):

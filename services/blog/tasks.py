@@ -108,14 +108,20 @@ def get_post(post_id: int) -> dict:
 
 def request_city_links(post_ids: list[int]) -> int:
     """Ask the directory which cities these posts mention; the answer comes back as
-    ``blog.link_post_cities``. Returns how many posts were asked about."""
+    ``blog.link_post_cities``. Returns how many posts were asked about.
+
+    The posts are marked asked only once their requests are in the queue (the marks commit
+    after the sends): a send that fails (Redis away) leaves them unmarked, and
+    ``blog.link_pending_posts`` asks again at its next run instead of waiting out
+    ``REQUEST_EXPIRES``. A commit that fails after the sends only means asking twice; the
+    second answer changes nothing."""
     with session_scope(runtime.sessions) as session:
         requests = city_links.link_requests(session, post_ids, utcnow())
-    for request in requests:
-        app.send_task(
-            city_links.MATCH_TASK,
-            args=[request.texts],
-            link=app.signature(city_links.LINK_TASK, args=[request.posts]),
-            expires=city_links.REQUEST_EXPIRES.total_seconds(),
-        )
+        for request in requests:
+            app.send_task(
+                city_links.MATCH_TASK,
+                args=[request.texts],
+                link=app.signature(city_links.LINK_TASK, args=[request.posts]),
+                expires=city_links.REQUEST_EXPIRES.total_seconds(),
+            )
     return sum(len(request.posts) for request in requests)
