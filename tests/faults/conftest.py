@@ -113,19 +113,6 @@ class FaultStack:
         with self.engines[service].connect() as conn:
             return conn.execute(text(sql), params).scalar_one()
 
-    def wait_until_idle(self, timeout: float = 120.0) -> None:
-        """Until no message waits in a queue and none is held by a worker (running, or waiting
-        for its retry)."""
-
-        def idle() -> bool:
-            pipe = self.redis.pipeline(transaction=False)
-            for queue in SERVICES:
-                pipe.llen(queue)
-            pipe.hlen("unacked")
-            return not any(pipe.execute())
-
-        wait_for(idle, timeout=timeout, interval=0.2, what="every queue to be done")
-
     def clear_queues(self) -> None:
         """Drop what a test left in the queues (late retries, expired calls): the next test
         counts only its own work."""

@@ -27,6 +27,7 @@ AFTER_KILL = VISIBILITY_TIMEOUT + 10.0
 
 @dataclass
 class Outcome:
+    path: str
     sent_at: float  # seconds from the start of the load
     answered_at: float
     status: int  # 0: no HTTP answer at all
@@ -52,7 +53,7 @@ class OpenLoad:
             status = self._session().get(self.base_url + path, timeout=15).status_code
         except requests.RequestException:
             status = 0
-        self.outcomes.append(Outcome(sent_at, time.monotonic() - self.started, status))
+        self.outcomes.append(Outcome(path, sent_at, time.monotonic() - self.started, status))
 
     def run(self) -> None:
         self.started = time.monotonic()
@@ -99,6 +100,12 @@ def test_one_directory_worker_of_two_killed_under_load(faults):
         f"the kill; latency p50 {statistics.median(latencies) * 1000:.0f} ms, "
         f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.0f} ms"
     )
+    by_path = {
+        path: statistics.median(o.answered_at - o.sent_at for o in outcomes if o.path == path)
+        for path in paths
+    }
+    faults.say("gateway under load, median latency by route: " + ", ".join(
+        f"{path} {seconds * 1000:.0f} ms" for path, seconds in by_path.items()))  # fmt: skip
     assert len(outcomes) == int(RATE * (BEFORE_KILL + AFTER_KILL))
     assert all(outcome.status == 200 for outcome in before), "failures before the kill"
     assert {outcome.status for outcome in failed} <= {503}  # never a 500, never a hang
