@@ -11,17 +11,7 @@ import time
 
 import pytest
 
-from tests.faults.workloads import (
-    POSTS,
-    add_known_cities,
-    assert_each_digest_once,
-    assert_each_post_announced_once,
-    digests_sent,
-    mail_count,
-    start_digest_send,
-    start_polling_cycle,
-    wait_until_under_way,
-)
+from tests.faults import workloads
 from tests.feed_server import FeedServer
 from tests.stack import wait_for
 
@@ -33,15 +23,17 @@ OUTAGE_SECONDS = 8
 
 
 def test_workers_and_gateway_ride_out_a_postgres_crash(faults):
-    city_page = f"/api/v1/cities/{add_known_cities(faults)['Ruritania Falls']}"
+    city_page = f"/api/v1/cities/{workloads.add_known_cities(faults)['Ruritania Falls']}"
     assert faults.get(city_page).status_code == 200
     notifier = faults.engines["notifier"]
     with FeedServer() as server:
-        posts = start_polling_cycle(faults, server, FEEDS)
-        addresses = start_digest_send(faults, SUBSCRIBERS)
-        wait_until_under_way(lambda: mail_count(faults), SUBSCRIBERS, "the send")
+        posts = workloads.start_polling_cycle(faults, server, FEEDS)
+        addresses = workloads.start_digest_send(faults, SUBSCRIBERS)
+        workloads.wait_until_under_way(
+            lambda: workloads.mail_count(faults), SUBSCRIBERS, "the send"
+        )
 
-        at_crash = len(faults.mail.received), faults.count("blog", POSTS)
+        at_crash = len(faults.mail.received), faults.count("blog", workloads.POSTS)
         faults.postgres.stop("immediate")
         crashed = time.monotonic()
         answers = {}
@@ -57,12 +49,12 @@ def test_workers_and_gateway_ride_out_a_postgres_crash(faults):
         wait_for(lambda: faults.get(city_page).status_code == 200, timeout=60,
                  what="the city page once PostgreSQL is back")  # fmt: skip
         reconnected = time.monotonic() - back
-        wait_for(lambda: digests_sent(notifier) == SUBSCRIBERS, timeout=180,
+        wait_for(lambda: workloads.digests_sent(notifier) == SUBSCRIBERS, timeout=180,
                  what="every digest to be sent")  # fmt: skip
-        wait_for(lambda: faults.count("blog", POSTS) == posts, timeout=120,
+        wait_for(lambda: faults.count("blog", workloads.POSTS) == posts, timeout=120,
                  what="every post to be stored")  # fmt: skip
-    assert_each_post_announced_once(faults, posts)
-    assert_each_digest_once(faults, addresses)
+    workloads.assert_each_post_announced_once(faults, posts)
+    workloads.assert_each_digest_once(faults, addresses)
     faults.say(
         f"postgres crash: down {OUTAGE_SECONDS} s with {at_crash[0]} of {SUBSCRIBERS} digests "
         f"and {at_crash[1]} of {posts} posts done; the gateway answered "

@@ -14,20 +14,8 @@ from sqlalchemy import text
 from services.blog.city_links import REQUEST_EXPIRES
 from services.blog.polling import CLAIM_LEASE
 from services.notifier.deliveries import STALE_CLAIM
+from tests.faults import workloads
 from tests.faults.conftest import VISIBILITY_TIMEOUT
-from tests.faults.workloads import (
-    ANNOUNCED,
-    POSTS,
-    add_known_cities,
-    assert_each_digest_once,
-    assert_each_post_announced_once,
-    digests_sent,
-    mail_count,
-    settle,
-    start_digest_send,
-    start_polling_cycle,
-    wait_until_under_way,
-)
 from tests.feed_server import FeedServer
 from tests.stack import wait_for
 
@@ -71,57 +59,63 @@ def crash_redis(faults, aof: bool) -> None:
 @AOF
 def test_a_digest_send_completes_after_a_redis_restart(faults, aof, aof_back_on):
     notifier = faults.engines["notifier"]
-    addresses = start_digest_send(faults, SUBSCRIBERS)
-    wait_until_under_way(lambda: mail_count(faults), SUBSCRIBERS, "the send")
+    addresses = workloads.start_digest_send(faults, SUBSCRIBERS)
+    workloads.wait_until_under_way(lambda: workloads.mail_count(faults), SUBSCRIBERS, "the send")
     crash_redis(faults, aof)
-    at_restart = mail_count(faults)
+    at_restart = workloads.mail_count(faults)
     assert at_restart < SUBSCRIBERS, "the send finished before the crash: the test proves nothing"
-    left = SUBSCRIBERS - finish_by_itself(lambda: digests_sent(notifier), SUBSCRIBERS, aof)
+    left = SUBSCRIBERS - finish_by_itself(
+        lambda: workloads.digests_sent(notifier), SUBSCRIBERS, aof
+    )
     if left:
         # Batches lost with Redis leave their ledger rows claimed; beat's schedule_digests
         # hands out claims older than STALE_CLAIM.
         age(faults, "notifier", "UPDATE deliveries SET created_at = created_at - :age "
             "WHERE status = 'claimed'", STALE_CLAIM)  # fmt: skip
         faults.run_periodic("notifier.schedule_digests")
-        wait_for(lambda: digests_sent(notifier) == SUBSCRIBERS, timeout=120,
+        wait_for(lambda: workloads.digests_sent(notifier) == SUBSCRIBERS, timeout=120,
                  what="every digest to be sent from the ledger")  # fmt: skip
-    assert_each_digest_once(faults, addresses)
+    workloads.assert_each_digest_once(faults, addresses)
     faults.say(f"redis restart (AOF {'on' if aof else 'off'}) mid-send: {at_restart} of "
                f"{SUBSCRIBERS} out at the crash; {left} left claimed and sent again from the "
-               f"ledger; {mail_count(faults)} at the server, none twice")  # fmt: skip
+               f"ledger; {workloads.mail_count(faults)} at the server, none twice")  # fmt: skip
 
 
 @AOF
 def test_a_polling_cycle_completes_after_a_redis_restart(faults, aof, aof_back_on):
-    add_known_cities(faults)
+    workloads.add_known_cities(faults)
     with FeedServer() as server:
-        total = start_polling_cycle(faults, server, FEEDS)
-        wait_until_under_way(lambda: faults.count("blog", POSTS), total, "the polling cycle")
+        total = workloads.start_polling_cycle(faults, server, FEEDS)
+        workloads.wait_until_under_way(
+            lambda: faults.count("blog", workloads.POSTS), total, "the polling cycle"
+        )
         crash_redis(faults, aof)
-        at_restart = faults.count("blog", POSTS)
+        at_restart = faults.count("blog", workloads.POSTS)
         assert at_restart < total, "the cycle finished before the crash: the test proves nothing"
-        unfetched = total - finish_by_itself(lambda: faults.count("blog", POSTS), total, aof)
+        unfetched = total - finish_by_itself(
+            lambda: faults.count("blog", workloads.POSTS), total, aof
+        )
         if unfetched:
             # Fetches lost with Redis: their feeds stay claimed for CLAIM_LEASE, then beat's
             # schedule_fetches (every minute) hands them out again.
             age(faults, "blog", "UPDATE feeds SET claimed_until = claimed_until - :age "
                 "WHERE claimed_until IS NOT NULL", CLAIM_LEASE)  # fmt: skip
             faults.run_periodic("blog.schedule_fetches")
-            wait_for(lambda: faults.count("blog", POSTS) == total, timeout=120,
+            wait_for(lambda: faults.count("blog", workloads.POSTS) == total, timeout=120,
                      what="every post to be stored")  # fmt: skip
     # Posts stored with no request out are asked about at beat's next link_pending_posts.
     faults.run_periodic("blog.link_pending_posts")
-    announced = finish_by_itself(lambda: faults.count("blog", ANNOUNCED), total, aof)
+    announced = finish_by_itself(lambda: faults.count("blog", workloads.ANNOUNCED), total, aof)
     if announced < total:
         # A request or its answer lost with Redis (or a callback the directory could not send
         # while it was away): asked again once REQUEST_EXPIRES has passed.
         age(faults, "blog", "UPDATE posts SET link_requested_at = link_requested_at - :age "
             "WHERE link_requested_at IS NOT NULL", REQUEST_EXPIRES)  # fmt: skip
-    assert_each_post_announced_once(faults, total)
+    workloads.assert_each_post_announced_once(faults, total)
     # Every announcement relayed (the outbox marks it sent) and whatever reached the notifier
     # handled: an event lost with Redis after the relay marked it sent is never sent again.
     wait_for(lambda: faults.count("blog", UNRELAYED) == 0, timeout=60, what="the relay")
-    heard = settle(lambda: faults.count("notifier", HEARD), quiet=3.0)
+    heard = workloads.settle(lambda: faults.count("notifier", HEARD), quiet=3.0)
     if aof:
         assert heard == total
     faults.say(f"redis restart (AOF {'on' if aof else 'off'}) mid-cycle: {at_restart} of {total} "
@@ -134,7 +128,7 @@ def finish_by_itself(done, total: int, aof: bool) -> int:
     """How much of the work completes by itself: with the append-only file on, everything
     Redis acknowledged is back, and messages workers held come back after the visibility
     timeout; without it, whatever still runs finishes and the count stops."""
-    return settle(done, quiet=VISIBILITY_TIMEOUT + 10 if aof else 5.0, until=total)
+    return workloads.settle(done, quiet=VISIBILITY_TIMEOUT + 10 if aof else 5.0, until=total)
 
 
 def age(faults, service: str, sql: str, by: timedelta) -> None:

@@ -17,18 +17,8 @@ from services.directory.partnerships_import import import_partnerships
 from shared.db import make_engine, make_session_factory
 from shared.migrations import upgrade
 from tests.conftest import TWIN_CITIES, needs_twin_cities
+from tests.faults import workloads
 from tests.faults.conftest import VISIBILITY_TIMEOUT
-from tests.faults.workloads import (
-    POSTS,
-    add_known_cities,
-    assert_each_digest_once,
-    assert_each_post_announced_once,
-    digests_sent,
-    mail_count,
-    start_digest_send,
-    start_polling_cycle,
-    wait_until_under_way,
-)
 from tests.feed_server import FeedServer
 from tests.stack import wait_for
 
@@ -40,35 +30,43 @@ FEEDS = 200
 
 def test_a_notifier_killed_mid_send_neither_repeats_nor_skips_a_digest(faults):
     notifier = faults.engines["notifier"]
-    addresses = start_digest_send(faults, SUBSCRIBERS)
-    wait_until_under_way(lambda: mail_count(faults), SUBSCRIBERS, "the send")
+    addresses = workloads.start_digest_send(faults, SUBSCRIBERS)
+    workloads.wait_until_under_way(lambda: workloads.mail_count(faults), SUBSCRIBERS, "the send")
     faults.processes.kill("notifier")
     at_kill = len(faults.mail.received)
     assert at_kill < SUBSCRIBERS, "the send finished before the kill: the test proves nothing"
     faults.start("notifier")
 
     # The batches the dead worker held come back after the visibility timeout.
-    wait_for(lambda: digests_sent(notifier) == SUBSCRIBERS, timeout=120 + VISIBILITY_TIMEOUT,
-             what="every digest to be sent")  # fmt: skip
-    assert_each_digest_once(faults, addresses)
+    wait_for(
+        lambda: workloads.digests_sent(notifier) == SUBSCRIBERS,
+        timeout=120 + VISIBILITY_TIMEOUT,
+        what="every digest to be sent",
+    )
+    workloads.assert_each_digest_once(faults, addresses)
     assert at_kill < len(faults.mail.received)
     faults.say(f"notifier kill: {at_kill} of {SUBSCRIBERS} digests out at the kill, "
                f"{len(faults.mail.received)} at the server after the restart")  # fmt: skip
 
 
 def test_a_blog_worker_killed_mid_cycle_stores_and_announces_each_post_once(faults):
-    add_known_cities(faults)
+    workloads.add_known_cities(faults)
     with FeedServer() as server:
-        total = start_polling_cycle(faults, server, FEEDS)
-        wait_until_under_way(lambda: faults.count("blog", POSTS), total, "the polling cycle")
+        total = workloads.start_polling_cycle(faults, server, FEEDS)
+        workloads.wait_until_under_way(
+            lambda: faults.count("blog", workloads.POSTS), total, "the polling cycle"
+        )
         faults.processes.kill("blog")
-        at_kill = faults.count("blog", POSTS)
+        at_kill = faults.count("blog", workloads.POSTS)
         assert at_kill < total, "the cycle finished before the kill: the test proves nothing"
         faults.start("blog")
         # Fetches the dead worker held come back after the visibility timeout.
-        wait_for(lambda: faults.count("blog", POSTS) == total, timeout=120 + VISIBILITY_TIMEOUT,
-                 what="every post to be stored")  # fmt: skip
-    assert_each_post_announced_once(faults, total)
+        wait_for(
+            lambda: faults.count("blog", workloads.POSTS) == total,
+            timeout=120 + VISIBILITY_TIMEOUT,
+            what="every post to be stored",
+        )
+    workloads.assert_each_post_announced_once(faults, total)
     unlinked = "SELECT count(*) FROM posts WHERE city_ids::text = '[]'"
     assert faults.count("blog", unlinked) == 0
     faults.say(f"blog kill: {at_kill} of {total} posts stored at the kill; after the restart "
