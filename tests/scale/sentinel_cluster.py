@@ -45,7 +45,9 @@ class SentinelCluster:
             self._spawn(port, [REDIS_SERVER, str(conf), "--sentinel"])
         wait_for(lambda: _in_sync(replica), timeout=30, interval=0.1,
                  what="the replica's first sync")  # fmt: skip
-        wait_for(self._sentinels_agree, timeout=30, interval=0.2,
+        # Sentinels find replicas through INFO every 10 s and one another through hellos every
+        # 2 s; on a loaded machine (CI with the fault suite before it) that took over 30 s.
+        wait_for(self._sentinels_agree, timeout=90, interval=0.2,
                  what="the sentinels to see the master, its replica and one another")  # fmt: skip
         return self
 
