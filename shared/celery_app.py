@@ -67,6 +67,13 @@ def broker_url(redis_url: str) -> str:
     return redis_url
 
 
+def retry_backoff_max(visibility_timeout: int) -> int:
+    """The longest wait before a retry: under half the visibility timeout. A retry waits in a
+    worker's hands unacknowledged; held longer than the timeout, Redis hands it to a second
+    worker as well, and the task runs twice."""
+    return max(1, min(ServiceTask.retry_backoff_max, visibility_timeout // 2))
+
+
 def make_celery(
     name: str, settings: CommonSettings, include: Iterable[str] = (), service: str | None = None
 ) -> Celery:
@@ -115,7 +122,11 @@ def make_celery(
             socket_connect_timeout=2,
             socket_timeout=10,
         )
-    app.Task = ServiceTask
+    app.Task = type(
+        "ServiceTask",
+        (ServiceTask,),
+        {"retry_backoff_max": retry_backoff_max(settings.task_visibility_timeout)},
+    )
     if service is not None:
         _register_ping(app, service)
     return app
