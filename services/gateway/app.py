@@ -77,6 +77,6 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     app.register_blueprint(blog_pages.bp)
     app.register_blueprint(atom_feeds.bp)
     install_assets(app)
-    install_security(app, settings, clients.redis.connection_pool)
+    install_security(app, settings, clients.redis)
     app.context_processor(lambda: {"donate_url": settings.donate_url})
     return app

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from limits import parse_many
-
+from services.gateway.rate_limits import parse_rules
 from shared.settings import CommonSettings, EnvReader
 
 # Long enough for any real form or CSV upload the API accepts, small enough to refuse abuse.
@@ -60,14 +59,14 @@ class GatewaySettings(CommonSettings):
             # Proxies in front of the gateway that set X-Forwarded-For: the client address
             # (for rate limits and logs) is then the one they saw.
             trusted_proxies=env.int("TRUSTED_PROXIES", 0, 0, 5),
-            # Per client address; Flask-Limiter's notation ("10/second;300/minute").
+            # Per client address; the notation of the limits package ("10/second;300/minute").
             search_rate_limit=env.str("SEARCH_RATE_LIMIT", "20/second;600/minute"),
             subscribe_rate_limit=env.str("SUBSCRIBE_RATE_LIMIT", "5/minute;30/hour"),
             **common,
         )
         for name in ("SEARCH_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT"):
             try:
-                parse_many(env.str(name) or "1/second")
+                parse_rules(env.str(name) or "1/second")
             except ValueError:
                 env.problems.append(f'{name} must look like "10/second;300/minute"')
         env.done()

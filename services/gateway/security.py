@@ -3,17 +3,13 @@ CSRF tokens on the site's forms, and per-client rate limits kept in Redis."""
 
 from __future__ import annotations
 
-import math
-import time
-
+import redis
 from flask import Flask, Response, request
-from flask_limiter import Limiter
-from flask_limiter.errors import RateLimitExceeded
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import error_response
+from services.gateway.rate_limits import RateLimiter
 
 # Everything the site uses comes from the site. Story images are the one exception: they stay
 # on Medium's https hosts, so images may come from any https origin (never scripts or styles).
@@ -43,15 +39,17 @@ HEADERS = {
 # signed one in the address.
 CSRF_EXEMPT_ENDPOINTS = frozenset({"subscriptions.unsubscribe"})
 
-# Endpoints limited per client address, by the setting that holds each limit.
+# Endpoints limited per client address, by the setting that holds each limit. The API route
+# and the page that do the same thing share one budget.
 RATE_LIMITED = {
     "search_rate_limit": ("cities.search_cities", "pages.search"),
     "subscribe_rate_limit": ("subscriptions.subscribe", "pages.subscribe"),
 }
+# A GET of a form page is free; only what sends something counts.
+POST_ONLY = frozenset({"subscribe_rate_limit"})
 
 
-def install_security(app: Flask, settings: GatewaySettings, redis_pool) -> None:
-    """Call after every blueprint is registered: the limits wrap the registered views."""
+def install_security(app: Flask, settings: GatewaySettings, redis_client: redis.Redis) -> None:
     app.config.update(
         # Checked below, only for the site's forms: the JSON API takes no cookies.
         WTF_CSRF_CHECK_DEFAULT=False,
@@ -61,36 +59,26 @@ def install_security(app: Flask, settings: GatewaySettings, redis_pool) -> None:
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
     )
     csrf = CSRFProtect(app)
-    limiter = Limiter(
-        get_remote_address,
-        app=app,
-        storage_uri="redis://",
-        storage_options={"connection_pool": redis_pool},
-        key_prefix="sistercities:limits",
-        strategy="fixed-window",
-        # Rate headers on every answer would cost two more Redis round trips per request;
-        # only a refused request says when to come back (below).
-        headers_enabled=False,
-        # A limiter that cannot reach Redis lets requests through rather than failing the site.
-        swallow_errors=True,
+    limiter = RateLimiter(
+        redis_client, {setting: getattr(settings, setting) for setting in RATE_LIMITED}
     )
-    limited = {endpoint for endpoints in RATE_LIMITED.values() for endpoint in endpoints}
+    scopes = {endpoint: setting for setting, names in RATE_LIMITED.items() for endpoint in names}
 
-    @limiter.request_filter
-    def not_limited() -> bool:
-        # Flask-Limiter weighs every request against every limit; the others skip that work.
-        return request.endpoint not in limited
-
-    for setting, endpoints in RATE_LIMITED.items():
-        # One budget per client for the API route and the page that do the same thing.
-        limit = limiter.shared_limit(
-            getattr(settings, setting),
-            scope=setting,
-            # GET of a form page is free; only what sends something counts.
-            methods=["POST"] if setting == "subscribe_rate_limit" else None,
+    @app.before_request
+    def check_rate_limit():
+        # Before the CSRF check: a form refused for its token still counts.
+        scope = scopes.get(request.endpoint)
+        if scope is None or (scope in POST_ONLY and request.method != "POST"):
+            return None
+        refusal = limiter.hit(scope, request.remote_addr or "unknown")
+        if refusal is None:
+            return None
+        return error_response(
+            429,
+            f"too many requests ({refusal.rule.text}); try again in {refusal.retry_after} s",
+            headers={"Retry-After": str(refusal.retry_after)},
         )
-        for endpoint in endpoints:
-            app.view_functions[endpoint] = limit(app.view_functions[endpoint])
+
     https = settings.public_base_url.startswith("https://")
 
     @app.before_request
@@ -103,18 +91,6 @@ def install_security(app: Flask, settings: GatewaySettings, redis_pool) -> None:
             and request.endpoint not in CSRF_EXEMPT_ENDPOINTS
         ):
             csrf.protect()
-
-    @app.errorhandler(RateLimitExceeded)
-    def rate_limited(error: RateLimitExceeded):
-        current = limiter.current_limit
-        window = error.limit.limit.get_expiry()
-        left = math.ceil(current.reset_at - time.time()) if current else window
-        retry_after = min(max(1, left), window)
-        return error_response(
-            429,
-            f"too many requests ({error.description}); try again in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
 
     @app.errorhandler(CSRFError)
     def csrf_failed(_error: CSRFError):
