@@ -65,7 +65,7 @@ def send_confirmation(subscriber_id: int) -> dict:
         ),
         message_id=f"<confirm.{subscriber_id}.{utcnow():%Y%m%d%H%M%S}@{settings.domain}>",
         unsubscribe_url=f"{settings.public_base_url}/unsubscribe/{unsubscribe}",
-        unsubscribe_mailto=settings.mailto,
+        unsubscribe_mailto=settings.mailto(unsubscribe),
     )
     try:
         with mail.SmtpSender(runtime.settings.smtp_url) as sender:
