@@ -95,6 +95,20 @@ def unsubscribe(token: str) -> dict:
         )
 
 
+@app.task(name="notifier.unsubscribe_by_mail", shared=False)
+def unsubscribe_by_mail(token: str) -> dict:
+    """A mail to the unsubscribe mailbox (``mailbox.py``), its token's signature checked there.
+    Nobody waits for the answer: a token that no longer fits is logged, without the token."""
+    try:
+        with session_scope(runtime.sessions) as session:
+            subscriber_id = subscriptions.unsubscribe(session, tokens(), token, utcnow()).id
+    except InvalidInput as error:
+        log.info("mail_unsubscribe_refused", reason=error.message)
+        return {"unsubscribed": False}
+    log.info("unsubscribed_by_mail", subscriber_id=subscriber_id)
+    return {"unsubscribed": True}
+
+
 @app.task(name="notifier.check_unsubscribe_link", shared=False)
 def check_unsubscribe_link(token: str) -> dict:
     """Who an unsubscribe link is for (the page asks before it acts)."""
