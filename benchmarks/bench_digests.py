@@ -87,7 +87,7 @@ def _build_rows() -> list[Row]:
         rendered = template.rendered
         mail.build_message(sender=SENDER, recipient=subscriber.email, rendered=rendered,
                            message_id=delivery.message_id, unsubscribe_url="https://x/u/t",
-                           unsubscribe_mailto=settings.mailto)  # fmt: skip
+                           unsubscribe_mailto=settings.mailto("t"))  # fmt: skip
 
     def filled():
         deliveries.personalize(template, subscriber, delivery, settings)

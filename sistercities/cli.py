@@ -55,18 +55,23 @@ def main() -> None:
 @main.command()
 @click.option("--demo", is_flag=True, help="Load cities and the sample partnerships first.")
 def run(demo: bool) -> None:
-    """Start everything: gateway, the three workers, beat and the outbox relay.
+    """Start everything: gateway, the three workers, beat, the outbox relay and the
+    unsubscribe mailbox (on MAILBOX_PORT).
 
     With no REDIS_URL an embedded Redis is started; with no SMTP_URL a local mail catcher
     keeps every message under DATA_DIR/mail/; with no database URLs SQLite files under
     DATA_DIR are used. Ctrl-C stops all of it.
     """
+    from services.notifier.config import load_settings as load_notifier_settings
+
     settings = load(LauncherSettings.from_env)
+    notifier = load(load_notifier_settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings, "run")
     _require_free_port(settings.host, settings.port, "PORT")
     if settings.smtp_url is None:
         _require_free_port("127.0.0.1", settings.mailcatcher_port, "MAILCATCHER_PORT")
+    _require_free_port(notifier.mailbox_host, notifier.mailbox_port, "MAILBOX_PORT")
 
     env = dict(os.environ, DATA_DIR=str(settings.data_dir), PYTHONUNBUFFERED="1")
     supervisor = Supervisor()
@@ -89,6 +94,7 @@ def run(demo: bool) -> None:
             supervisor.start(service, [*me, "worker", service], env)
         supervisor.start("beat", [*me, "beat"], env)
         supervisor.start("relay", [*me, "relay"], env)
+        supervisor.start("mailbox", [*me, "notifier", "mailbox"], env)
         _load_demo_if_wanted(supervisor, env, demo)
     except Exception as error:
         supervisor.say("run", f"could not start: {error}")

@@ -37,6 +37,7 @@ def test_the_system_runs_every_process_once(compose):
     assert ["sistercities", "migrate"] in commands
     for service in SERVICES:
         assert ["sistercities", "worker", service] in commands
+    assert ["sistercities", "notifier", "mailbox"] in commands
 
 
 def _check_command(argv: list[str]) -> None:

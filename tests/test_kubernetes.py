@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
 import yaml
 from apiflask import APIFlask
@@ -92,12 +93,16 @@ def selects(selector: dict, workload: dict) -> bool:
 
 
 def check_command(argv: list[str]) -> None:
-    """The argument list parses as the `sistercities` command line: a real subcommand with
-    arguments and options it accepts (click raises otherwise)."""
+    """The argument list parses as the `sistercities` command line: a real subcommand (of a
+    group too: `sistercities notifier mailbox`) with arguments and options it accepts (click
+    raises otherwise)."""
     assert argv[0] == "sistercities", argv
-    command = main.commands.get(argv[1])
-    assert command is not None, f"no such command: {' '.join(argv)}"
-    command.make_context(argv[1], list(argv[2:]))
+    command, name, args = main, argv[0], list(argv[1:])
+    while isinstance(command, click.Group):
+        name, *args = args
+        command = command.commands.get(name)
+        assert command is not None, f"no such command: {' '.join(argv)}"
+    command.make_context(name, args)
 
 
 def container_environment(workload: dict, config: dict, secret: dict) -> dict[str, str]:
@@ -145,11 +150,12 @@ def test_the_kustomization_applies_every_file_but_the_secret_template():
 
 
 def test_one_deployment_per_process(deployments, workloads):
-    assert set(deployments) == {*SERVICES, "gateway", "beat", "relay"}
+    assert set(deployments) == {*SERVICES, "gateway", "beat", "relay", "mailbox"}
     expected = {
         "gateway": ["sistercities", "gateway"],
         "beat": ["sistercities", "beat"],
         "relay": ["sistercities", "relay"],
+        "mailbox": ["sistercities", "notifier", "mailbox"],
         "migrate": ["sistercities", "migrate"],
         **{service: ["sistercities", "worker", service] for service in SERVICES},
     }
@@ -207,6 +213,9 @@ def test_each_process_starts_with_valid_settings_and_real_backing_services(
         elif process == "worker":
             config_module = importlib.import_module(f"services.{name}.config")
             settings = [config_module.load_settings(environ)]
+        elif process in SERVICES:  # a service's own command: `sistercities notifier mailbox`
+            config_module = importlib.import_module(f"services.{process}.config")
+            settings = [config_module.load_settings(environ)]
         else:
             settings = [LauncherSettings.from_env(environ)]
             if process in ("relay", "migrate"):
@@ -216,7 +225,8 @@ def test_each_process_starts_with_valid_settings_and_real_backing_services(
             assert str(each.data_dir) == config["DATA_DIR"], name
             if process != "migrate":
                 assert not each.redis_url.startswith("unix://"), f"{name}: embedded Redis"
-            if isinstance(each, ServiceSettings):
+            # The mailbox never opens the database (an import-linter contract), so has no URL.
+            if isinstance(each, ServiceSettings) and name != "mailbox":
                 backend = make_url(each.database_url).get_backend_name()
                 assert backend == "postgresql", f"{name}: {each.service} on {backend}"
 
@@ -298,7 +308,7 @@ def test_the_gateway_is_served_ready_and_scaled_on_cpu(objects, deployments):
     assert readiness.startswith("/readyz")
     assert liveness == "/healthz" and urls.match(liveness, method="GET")[0] == "health.healthz"
 
-    [service] = of_kind(objects, "Service").values()
+    service = of_kind(objects, "Service")["gateway"]
     assert selects({"matchLabels": service["spec"]["selector"]}, gateway)
     ports = {port["name"] for port in spec["ports"]}
     assert {port["targetPort"] for port in service["spec"]["ports"]} <= ports
@@ -311,6 +321,26 @@ def test_the_gateway_is_served_ready_and_scaled_on_cpu(objects, deployments):
     }
     assert [metric["resource"]["name"] for metric in hpa["spec"]["metrics"]] == ["cpu"]
     assert hpa["spec"]["minReplicas"] >= 2
+
+
+def test_the_mailbox_takes_smtp_on_port_25_from_unprivileged_pods(
+    objects, deployments, config, secret
+):
+    mailbox = deployments["mailbox"]
+    spec = container(mailbox)
+    environ = container_environment(mailbox, config, {**secret, "SECRET_KEY": "k" * 32})
+    settings = importlib.import_module("services.notifier.config").load_settings(environ)
+    assert (settings.mailbox_host, settings.mailbox_port) == ("0.0.0.0", 2525)
+    [smtp] = spec["ports"]
+    assert smtp["containerPort"] == settings.mailbox_port > 1024  # no capability to bind 25
+    service = of_kind(objects, "Service")["mailbox"]
+    assert selects({"matchLabels": service["spec"]["selector"]}, mailbox)
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(25, smtp["name"])]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert spec[probe]["tcpSocket"]["port"] == smtp["name"]
+    # What it needs and nothing more: the broker, and the key that checks tokens.
+    given = {variable["name"] for variable in spec["env"] if "valueFrom" in variable}
+    assert given == {"REDIS_URL", "SECRET_KEY"}
 
 
 def test_pods_run_unprivileged_on_a_read_only_root(workloads, config):

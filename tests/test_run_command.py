@@ -27,12 +27,15 @@ EMBEDDED_ONLY = (
 )
 
 
-def fresh_env(data_dir: Path, port: int, mail_port: int) -> dict[str, str]:
+def fresh_env(
+    data_dir: Path, port: int, mail_port: int, mailbox_port: int | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_ONLY}
     env.update(
         DATA_DIR=str(data_dir),
         PORT=str(port),
         MAILCATCHER_PORT=str(mail_port),
+        MAILBOX_PORT=str(mailbox_port or free_port()),
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -64,13 +67,13 @@ def alive(pid: int) -> bool:
 
 
 def test_run_starts_everything_embedded_and_ctrl_c_stops_it_all(tmp_path):
-    port, mail_port = free_port(), free_port()
+    port, mail_port, mailbox_port = free_port(), free_port(), free_port()
     data_dir = tmp_path / "var"
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:
         run = subprocess.Popen(
             [sys.executable, "-m", "sistercities", "run"],
-            env=fresh_env(data_dir, port, mail_port),
+            env=fresh_env(data_dir, port, mail_port, mailbox_port),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -101,6 +104,12 @@ def test_run_starts_everything_embedded_and_ctrl_c_stops_it_all(tmp_path):
             smtp.send_message(message)
         caught = wait_for(lambda: list((data_dir / "mail").glob("*.eml")), what="an .eml file")
         assert b"caught" in caught[0].read_bytes()
+        # The unsubscribe mailbox listens too, for unsubscribe@ MAIL_FROM's domain only.
+        with smtplib.SMTP("127.0.0.1", mailbox_port, timeout=5) as smtp:
+            smtp.ehlo()
+            smtp.docmd("MAIL", "FROM:<a@example.org>")
+            assert smtp.docmd("RCPT", "TO:<unsubscribe@sistercities.localhost>")[0] == 250
+            assert smtp.docmd("RCPT", "TO:<b@example.org>")[0] == 550
 
         # A fresh machine shows a working directory: cities and the sample load by themselves.
         def minneapolis_has_sisters():
@@ -121,10 +130,11 @@ def test_run_starts_everything_embedded_and_ctrl_c_stops_it_all(tmp_path):
         }
 
         output = log_path.read_text()
-        for name in ("gateway", "directory", "blog", "notifier", "beat", "relay", "redis", "demo"):
+        for name in ("gateway", "directory", "blog", "notifier", "beat", "relay", "mailbox",
+                     "redis", "demo"):  # fmt: skip
             assert f"\n{name}" in output, f"no log line prefixed with {name}"
         processes = descendants(run.pid)
-        assert len(processes) >= 8
+        assert len(processes) >= 9
 
         run.send_signal(signal.SIGINT)
         stop_started = time.monotonic()

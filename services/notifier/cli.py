@@ -1,8 +1,10 @@
-"""`sistercities notifier ...`: staff commands for subscribers and digests."""
+"""`sistercities notifier ...`: staff commands for subscribers and digests, and the
+unsubscribe mailbox."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -48,3 +50,22 @@ def send_command(frequency: str) -> None:
         f"{handed_out['deliveries']} digests handed to the notifier workers "
         f"in {handed_out['batches']} batches"
     )
+
+
+@notifier_cli.command("mailbox")
+@click.option("--host", help="Listen on this address  [default: MAILBOX_HOST, 127.0.0.1]")
+@click.option("--port", type=int, help="Listen on this port  [default: MAILBOX_PORT, 2525]")
+def mailbox_command(host: str | None, port: int | None) -> None:
+    """Run the SMTP server that takes mail to unsubscribe@ (the List-Unsubscribe mailto)."""
+    from services.notifier.config import load_settings
+    from services.notifier.mailbox import serve
+    from shared.logs import configure_logging
+    from shared.settings import ConfigError
+
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        click.echo(f"sistercities: {error}", err=True)
+        sys.exit(2)  # as every other process stops on bad settings
+    configure_logging(settings, "mailbox")
+    serve(settings, host or settings.mailbox_host, port or settings.mailbox_port)

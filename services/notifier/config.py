@@ -13,6 +13,7 @@ from typing import Any
 from shared.settings import SMTP_SCHEMES, EnvReader, ServiceSettings
 
 DEV_KEY_FILE = "secret.key"
+MAX_BASE_URL_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class NotifierSettings(ServiceSettings):
     # Messages a second across all notifier workers (0: as fast as the server takes them).
     mail_rate: float = 0.0
     digest_batch: int = 200
+    # The unsubscribe mailbox (``mailbox.py``): where it listens for mail to unsubscribe@.
+    mailbox_host: str = "127.0.0.1"
+    mailbox_port: int = 2525
 
     @classmethod
     def read_own(cls, env: EnvReader, common: dict[str, Any]) -> dict[str, Any]:
@@ -31,15 +35,21 @@ class NotifierSettings(ServiceSettings):
         if common["environment"] == "production":
             env.require("SECRET_KEY", secret_key, "in production (a long random string)")
         port = env.int("PORT", 8000, 1, 65535)
+        public_base_url = env.url(
+            "PUBLIC_BASE_URL", f"http://127.0.0.1:{port}", ("http", "https")
+        ).rstrip("/")
+        if len(public_base_url) > MAX_BASE_URL_CHARS:
+            # Mail's List-Unsubscribe line holds it with two tokens, and may not pass 998 bytes.
+            env.problems.append(f"PUBLIC_BASE_URL is longer than {MAX_BASE_URL_CHARS} characters")
         return {
             "smtp_url": env.url("SMTP_URL", "smtp://127.0.0.1:1025", SMTP_SCHEMES),
             "mail_from": env.str("MAIL_FROM", "Sister Cities <news@sistercities.localhost>"),
             "secret_key": secret_key,
-            "public_base_url": env.url(
-                "PUBLIC_BASE_URL", f"http://127.0.0.1:{port}", ("http", "https")
-            ).rstrip("/"),
+            "public_base_url": public_base_url,
             "mail_rate": env.float("MAIL_RATE", 0.0, 0.0, 100_000.0),
             "digest_batch": env.int("DIGEST_BATCH", 200, 1, 10_000),
+            "mailbox_host": env.str("MAILBOX_HOST", "127.0.0.1"),
+            "mailbox_port": env.int("MAILBOX_PORT", 2525, 1, 65535),
         }
 
     def signing_key(self) -> str:

@@ -26,6 +26,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,13 +57,17 @@ class MailSettings:
     public_base_url: str
     tokens: Tokens
 
-    @property
+    @cached_property
     def domain(self) -> str:
         return mail.envelope_address(self.sender).rsplit("@", 1)[-1]
 
-    @property
-    def mailto(self) -> str:
-        return f"mailto:unsubscribe@{self.domain}?subject=unsubscribe"
+    @cached_property
+    def unsubscribe_address(self) -> str:
+        return mail.unsubscribe_address(self.sender)
+
+    def mailto(self, unsubscribe_token: str) -> str:
+        """The subscriber's own mailto: the unsubscribe mailbox reads the token."""
+        return mail.unsubscribe_mailto(self.unsubscribe_address, unsubscribe_token)
 
 
 @dataclass
@@ -253,9 +258,7 @@ def render_digest(
         unsubscribe_url=UNSUBSCRIBE_MARK,
         preferences_url=PREFERENCES_MARK,
     )
-    return mail.MessageTemplate(
-        settings.sender, rendered, (UNSUBSCRIBE_MARK, PREFERENCES_MARK), settings.mailto
-    )
+    return mail.MessageTemplate(settings.sender, rendered, (UNSUBSCRIBE_MARK, PREFERENCES_MARK))
 
 
 def _named(cities: tuple[str, ...]) -> str:
@@ -275,15 +278,17 @@ def personalize(
 ) -> bytes:
     """The digest rendered once for everyone who gets the same stories, with this
     subscriber's address, Message-ID and own links put in."""
-
-    def link(purpose: str) -> str:
-        token = settings.tokens.make(purpose, subscriber.id, subscriber.email)
-        return f"{settings.public_base_url}/{purpose}/{token}"
-
-    unsubscribe, preferences = link("unsubscribe"), link("preferences")
+    base, tokens = settings.public_base_url, settings.tokens
+    token = tokens.make("unsubscribe", subscriber.id, subscriber.email)
+    unsubscribe = f"{base}/unsubscribe/{token}"
+    preferences = (
+        f"{base}/preferences/{tokens.make('preferences', subscriber.id, subscriber.email)}"
+    )
+    mailto = settings.mailto(token)  # the same token: the mailbox unsubscribes its bearer
     links = {UNSUBSCRIBE_MARK: unsubscribe, PREFERENCES_MARK: preferences}
     if template.usable:
-        return template.fill(subscriber.email, delivery.message_id, unsubscribe, links)
+        header = mail.list_unsubscribe(unsubscribe, mailto)
+        return template.fill(subscriber.email, delivery.message_id, header, links)
 
     def fill(text: str) -> str:  # the slow path, should a template ever split a mark
         for mark, url in links.items():
@@ -297,7 +302,7 @@ def personalize(
         rendered=mail.Rendered(rendered.subject, fill(rendered.text), fill(rendered.html)),
         message_id=delivery.message_id,
         unsubscribe_url=unsubscribe,
-        unsubscribe_mailto=settings.mailto,
+        unsubscribe_mailto=mailto,
     )
 
 

@@ -15,18 +15,20 @@ import re
 import smtplib
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 TEMPLATES = Path(__file__).parent / "templates" / "email"
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+_ANY_MARK = re.compile(rb"(%%[a-z_]+%%)")
 
 
 class TemporaryFailure(Exception):
@@ -71,6 +73,23 @@ def render(name: str, **context) -> Rendered:
 RECIPIENT_MARK = "%%recipient%%"
 MESSAGE_ID_MARK = "%%message_id%%"
 UNSUBSCRIBE_HEADER_MARK = "%%unsubscribe_header%%"
+UNSUBSCRIBE_LOCAL_PART = "unsubscribe"
+
+
+def unsubscribe_address(sender: str) -> str:
+    """The mailbox that takes unsubscribe mail: ``unsubscribe@`` the sender's domain."""
+    return f"{UNSUBSCRIBE_LOCAL_PART}@{envelope_address(sender).rsplit('@', 1)[-1]}"
+
+
+def unsubscribe_mailto(address: str, token: str) -> str:
+    """RFC 6068: the subject carries the signed token, which tells the mailbox who asked
+    without trusting the From line. Percent-encoded, though URL-safe tokens pass unchanged."""
+    return f"mailto:{address}?subject=unsubscribe%20{quote(token, safe='')}"
+
+
+def list_unsubscribe(url: str, mailto: str) -> str:
+    """The ``List-Unsubscribe`` value: the one-click link first (RFC 8058), then the mailto."""
+    return f"<{url}>, <{mailto}>"
 
 
 def build_message(
@@ -84,12 +103,11 @@ def build_message(
 ) -> bytes:
     """A multipart text + HTML message, CRLF line ends (as SMTP wants them), with RFC 8058
     one-click unsubscribe headers."""
-    # The link goes in after encoding: the email package would turn a header line this long,
+    # The links go in after encoding: the email package would turn a header line this long,
     # with no space to fold at, into an encoded word no mail client reads as a link.
-    data = _compose(
-        sender, recipient, rendered, message_id, UNSUBSCRIBE_HEADER_MARK, unsubscribe_mailto
-    ).as_bytes()
-    return data.replace(UNSUBSCRIBE_HEADER_MARK.encode(), unsubscribe_url.encode("ascii"), 1)
+    data = _compose(sender, recipient, rendered, message_id).as_bytes()
+    header = list_unsubscribe(unsubscribe_url, unsubscribe_mailto)
+    return data.replace(UNSUBSCRIBE_HEADER_MARK.encode(), header.encode("ascii"), 1)
 
 
 def _compose(
@@ -97,8 +115,6 @@ def _compose(
     recipient: str,
     rendered: Rendered,
     message_id: str,
-    unsubscribe_url: str,
-    unsubscribe_mailto: str,
     cte: str | None = None,
 ) -> EmailMessage:
     message = EmailMessage(policy=SMTP)
@@ -107,7 +123,7 @@ def _compose(
     message["Subject"] = rendered.subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id
-    message["List-Unsubscribe"] = f"<{unsubscribe_url}>, <{unsubscribe_mailto}>"
+    message["List-Unsubscribe"] = UNSUBSCRIBE_HEADER_MARK  # the whole value, personal
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(rendered.text, cte=cte)
     message.add_alternative(rendered.html, subtype="html", cte=cte)
@@ -117,39 +133,55 @@ def _compose(
 class MessageTemplate:
     """One digest, rendered and encoded once, for everyone who gets the same stories.
 
-    The recipient, the Message-ID and the personal links stay as marks that ``fill`` replaces
-    in the encoded bytes: a few string replacements instead of building a MIME message per
-    subscriber (4 ms of CPU each). The bodies are quoted-printable, where the marks' characters
-    stand for themselves; the templates keep each mark on a short line so the encoder never
-    splits one, and the links put in are folded with soft line breaks, as the encoding wants.
+    The recipient, the Message-ID, the ``List-Unsubscribe`` value (its link and mailto both
+    carry the subscriber's token) and the personal links in the bodies stay as marks that
+    ``fill`` replaces in the encoded bytes: one join of the pieces between the marks instead
+    of building a MIME message per subscriber (4 ms of CPU each). The bodies are
+    quoted-printable, where the marks' characters stand for themselves; the templates keep each
+    mark on a short line so the encoder never splits one, and the links put in are folded with
+    soft line breaks, as the encoding wants.
     """
 
-    def __init__(self, sender: str, rendered: Rendered, marks: tuple[str, ...], mailto: str):
+    def __init__(self, sender: str, rendered: Rendered, marks: tuple[str, ...]):
         self.rendered = rendered
-        self.mailto = mailto
-        links = {mark: rendered.text.count(mark) + rendered.html.count(mark) for mark in marks}
-        message = _compose(
-            sender, RECIPIENT_MARK, rendered, MESSAGE_ID_MARK, UNSUBSCRIBE_HEADER_MARK, mailto,
-            cte="quoted-printable",
-        )  # fmt: skip
+        message = _compose(sender, RECIPIENT_MARK, rendered, MESSAGE_ID_MARK, "quoted-printable")
         self.data = message.as_bytes()
-        # Every mark must have come through whole, or the fast path would send a broken link.
-        self.usable = all(
-            self.data.count(mark.encode()) == count for mark, count in links.items()
-        ) and all(
-            self.data.count(mark.encode()) == 1
-            for mark in (RECIPIENT_MARK, MESSAGE_ID_MARK, UNSUBSCRIBE_HEADER_MARK)
+        # The message cut at its marks ("%%name%%"), and where each mark sits among the pieces.
+        self._pieces = _ANY_MARK.split(self.data)
+        expected = Counter({RECIPIENT_MARK: 1, MESSAGE_ID_MARK: 1, UNSUBSCRIBE_HEADER_MARK: 1})
+        for mark in marks:
+            if not _ANY_MARK.fullmatch(mark.encode()):
+                raise ValueError(f"a mark is written %%name%%, not {mark!r}")
+            expected[mark] = rendered.text.count(mark) + rendered.html.count(mark)
+        self._slots = [
+            (index, mark)
+            for index in range(1, len(self._pieces), 2)
+            if (mark := self._pieces[index].decode()) in expected
+        ]
+        # Every mark must have come through whole, or the fast path would send a broken link;
+        # the header's mark must be its whole value, on one line.
+        whole_header = f"\r\nList-Unsubscribe: {UNSUBSCRIBE_HEADER_MARK}\r\n".encode()
+        self.usable = (
+            Counter(mark for _index, mark in self._slots) == +expected
+            and all(self.data.count(mark.encode()) == n for mark, n in expected.items())
+            and whole_header in self.data
         )
 
-    def fill(self, recipient: str, message_id: str, unsubscribe_url: str, links: dict[str, str]):
-        data = (
-            self.data.replace(RECIPIENT_MARK.encode(), recipient.encode("ascii"), 1)
-            .replace(MESSAGE_ID_MARK.encode(), message_id.encode("ascii"), 1)
-            .replace(UNSUBSCRIBE_HEADER_MARK.encode(), unsubscribe_url.encode("ascii"), 1)
-        )
-        for mark, url in links.items():
-            data = data.replace(mark.encode(), _soft_folded(url))
-        return data
+    def fill(
+        self, recipient: str, message_id: str, unsubscribe_header: str, links: dict[str, str]
+    ) -> bytes:
+        values = {
+            RECIPIENT_MARK: recipient.encode("ascii"),
+            MESSAGE_ID_MARK: message_id.encode("ascii"),
+            UNSUBSCRIBE_HEADER_MARK: unsubscribe_header.encode("ascii"),
+            **{mark: _soft_folded(url) for mark, url in links.items()},
+        }
+        # It runs once per subscriber: one copy of the message, where a replace per mark
+        # made one each (13 µs a message down to 5).
+        pieces = self._pieces.copy()
+        for index, mark in self._slots:
+            pieces[index] = values[mark]
+        return b"".join(pieces)
 
 
 def _soft_folded(url: str, width: int = 72) -> bytes:

@@ -65,7 +65,7 @@ def send_confirmation(subscriber_id: int) -> dict:
         ),
         message_id=f"<confirm.{subscriber_id}.{utcnow():%Y%m%d%H%M%S}@{settings.domain}>",
         unsubscribe_url=f"{settings.public_base_url}/unsubscribe/{unsubscribe}",
-        unsubscribe_mailto=settings.mailto,
+        unsubscribe_mailto=settings.mailto(unsubscribe),
     )
     try:
         with mail.SmtpSender(runtime.settings.smtp_url) as sender:
@@ -93,6 +93,20 @@ def unsubscribe(token: str) -> dict:
         return subscriptions.public_view(
             subscriptions.unsubscribe(session, tokens(), token, utcnow())
         )
+
+
+@app.task(name="notifier.unsubscribe_by_mail", shared=False)
+def unsubscribe_by_mail(token: str) -> dict:
+    """A mail to the unsubscribe mailbox (``mailbox.py``), its token's signature checked there.
+    Nobody waits for the answer: a token that no longer fits is logged, without the token."""
+    try:
+        with session_scope(runtime.sessions) as session:
+            subscriber_id = subscriptions.unsubscribe(session, tokens(), token, utcnow()).id
+    except InvalidInput as error:
+        log.info("mail_unsubscribe_refused", reason=error.message)
+        return {"unsubscribed": False}
+    log.info("unsubscribed_by_mail", subscriber_id=subscriber_id)
+    return {"unsubscribed": True}
 
 
 @app.task(name="notifier.check_unsubscribe_link", shared=False)

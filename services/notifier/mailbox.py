@@ -1,0 +1,155 @@
+"""The unsubscribe mailbox: a small SMTP server for mail to ``unsubscribe@`` the domain of
+MAIL_FROM, the address of the mailto in every message's List-Unsubscribe (RFC 2369), as a
+list server keeps one.
+
+The mailto's subject carries the subscriber's signed unsubscribe token
+(``mail.unsubscribe_mailto``), so the From line, which anyone can write, is never trusted. The
+mailbox reads only the headers, checks the token's signature and hands a good token to the
+notifier's worker (``notifier.unsubscribe_by_mail``); it never opens the database. Answers:
+
+- RCPT to any other address: 550 5.1.1 (it relays nothing, and keeps no other mailbox);
+- a message over ``MAX_MESSAGE_BYTES``: 552 (an unsubscribe request is a few hundred bytes);
+- the broker cannot be reached: 451 4.3.0, and the sending server keeps the mail and retries;
+- no token, or one that is not valid: 250 all the same, so nobody learns who subscribes; the
+  log says why, never with the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.errors
+import logging
+import re
+import signal
+import threading
+from collections.abc import Callable
+from email.parser import BytesHeaderParser
+from email.policy import default
+from urllib.parse import unquote
+
+from aiosmtpd.controller import Controller
+
+from services.notifier import mail
+from services.notifier.config import NotifierSettings
+from services.notifier.tokens import Tokens
+from shared.celery_app import RETRYABLE_ERRORS, make_celery
+from shared.errors import InvalidInput
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+TASK = "notifier.unsubscribe_by_mail"
+MAX_MESSAGE_BYTES = 64 * 1024
+# An itsdangerous token: payload, timestamp and signature, URL-safe base64 joined by dots.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+MAX_CANDIDATES = 5
+_HEADERS = BytesHeaderParser(policy=default)
+
+
+def subject_of(data: bytes) -> str:
+    """The Subject, unfolded and decoded (RFC 2047 encoded words); the body is never parsed."""
+    try:
+        return str(_HEADERS.parsebytes(data).get("Subject", ""))
+    except (email.errors.MessageError, ValueError, LookupError):
+        return ""
+
+
+def token_in(subject: str, tokens: Tokens) -> str | None:
+    """The first validly signed unsubscribe token anywhere in the subject ("Re:", other words
+    and spaces around it are fine; so is a subject some client left percent-encoded)."""
+    candidates = _TOKEN.findall(subject) + _TOKEN.findall(unquote(subject))
+    for candidate in candidates[:MAX_CANDIDATES]:
+        try:
+            tokens.read("unsubscribe", candidate)
+        except InvalidInput:
+            continue
+        return candidate
+    return None
+
+
+class UnsubscribeMailbox:
+    """aiosmtpd's handler: which recipients it takes, and what it does with a message."""
+
+    def __init__(self, address: str, tokens: Tokens, hand_over: Callable[[str], None]):
+        self.address = address.lower()
+        self.tokens = tokens
+        self.hand_over = hand_over
+
+    async def handle_RCPT(self, _server, _session, envelope, address: str, _options) -> str:
+        # Local parts are case-sensitive by the letter of RFC 5321; every real server ignores it.
+        if address.lower() != self.address:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, _server, _session, envelope) -> str:
+        token = token_in(subject_of(envelope.original_content or envelope.content), self.tokens)
+        if token is None:
+            log.info("mail_unsubscribe_ignored", reason="no validly signed token in the subject")
+            return "250 2.0.0 OK"
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.hand_over, token)
+        except RETRYABLE_ERRORS as error:
+            log.warning("mail_unsubscribe_deferred", error=type(error).__name__)
+            return "451 4.3.0 Try again later"
+        log.info("mail_unsubscribe_handed_over")
+        return "250 2.0.0 OK"
+
+
+def celery_hand_over(settings: NotifierSettings) -> Callable[[str], None]:
+    """Send the token to the notifier's worker; raises when the broker cannot be reached (after
+    a short retry: the SMTP client is waiting for its answer)."""
+    app = make_celery("notifier-mailbox", settings)
+    app.conf.broker_transport_options.update(socket_connect_timeout=2, socket_timeout=5)
+    policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+
+    def hand_over(token: str) -> None:
+        app.send_task(TASK, args=[token], retry_policy=policy)
+
+    return hand_over
+
+
+class _WithoutPeers(logging.Filter):
+    """aiosmtpd names the client's address in its lines; this process logs no addresses."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple("(peer)" if isinstance(a, tuple) else a for a in record.args)
+        return True
+
+
+def start(
+    settings: NotifierSettings,
+    host: str,
+    port: int,
+    hand_over: Callable[[str], None] | None = None,
+) -> Controller:
+    """The mailbox listening on host:port, in a thread of this process."""
+    logging.getLogger("mail.log").addFilter(_WithoutPeers())
+    mailbox = UnsubscribeMailbox(
+        mail.unsubscribe_address(settings.mail_from),
+        Tokens(settings.signing_key()),
+        hand_over or celery_hand_over(settings),
+    )
+    controller = Controller(
+        mailbox,
+        hostname=host,
+        port=port,
+        server_hostname=mailbox.address.rsplit("@", 1)[1],
+        data_size_limit=MAX_MESSAGE_BYTES,
+        timeout=60,
+        ready_timeout=10,
+    )
+    controller.start()
+    return controller
+
+
+def serve(settings: NotifierSettings, host: str, port: int) -> None:
+    controller = start(settings, host, port)
+    log.info("mailbox_listening", host=host, port=port)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+    log.info("mailbox_stopped")

@@ -1,0 +1,111 @@
+"""Every message's List-Unsubscribe names its subscriber twice: the one-click link and a mailto
+whose subject carries the same signed token, on one unfolded line, whether the digest is
+filled in from its template or built whole."""
+
+import email
+from email.policy import default
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from services.notifier import deliveries, digests, mail
+from services.notifier.models import Delivery, Subscriber
+from shared.events import utcnow
+
+
+def a_digest() -> digests.Digest:
+    stories = [
+        digests.StoryView(n, f"Story {n}", "Delegates met…", f"https://medium.com/p/{n:012x}",
+                          None, utcnow())
+        for n in range(3)
+    ]  # fmt: skip
+    return digests.Digest(stories, 0)
+
+
+def subscriber(subscriber_id: int, address: str) -> Subscriber:
+    return Subscriber(id=subscriber_id, email=address, city_ids=[], frequency="weekly")
+
+
+def header_line(data: bytes, name: bytes) -> bytes:
+    (line,) = [line for line in data.split(b"\r\n") if line.startswith(name + b": ")]
+    return line
+
+
+def unsubscribe_links(data: bytes) -> tuple[str, str]:
+    """(the https link, the mailto) of a message's List-Unsubscribe."""
+    value = email.message_from_bytes(data, policy=default)["List-Unsubscribe"]
+    link, mailto = (part.strip().strip("<>") for part in value.split(","))
+    return link, mailto
+
+
+def test_each_filled_digest_carries_its_subscribers_own_mailto(mail_settings, tokens):
+    template = deliveries.render_digest(a_digest(), subscriber(1, "x@example.org"), mail_settings)
+    assert template.usable
+    readers = {7: "ada@example.org", 8: "bob@example.org"}
+    mailtos = set()
+    for subscriber_id, address in readers.items():
+        delivery = Delivery(message_id=f"<digest.{subscriber_id}@sister.example>")
+        data = deliveries.personalize(
+            template, subscriber(subscriber_id, address), delivery, mail_settings
+        )
+        link, mailto = unsubscribe_links(data)
+        token = link.rsplit("/", 1)[1]
+        parts = urlsplit(mailto)
+        assert (parts.scheme, parts.path) == ("mailto", "unsubscribe@sister.example")
+        # RFC 6068: the space percent-encoded; the mail client decodes the subject it writes.
+        assert parts.query == f"subject=unsubscribe%20{token}"
+        assert parse_qs(parts.query)["subject"] == [f"unsubscribe {token}"]
+        assert tokens.read("unsubscribe", token)[0] == subscriber_id
+        line = header_line(data, b"List-Unsubscribe")
+        assert len(line) < 998 and b"=?" not in line  # one line, not an encoded word
+        assert line == f"List-Unsubscribe: <{link}>, <{mailto}>".encode()
+        mailtos.add(mailto)
+    assert len(mailtos) == 2
+
+
+def test_the_slow_path_writes_the_same_personal_header(mail_settings):
+    ada = subscriber(7, "ada@example.org")
+    delivery = Delivery(message_id="<digest.7@sister.example>")
+    template = deliveries.render_digest(a_digest(), ada, mail_settings)
+    filled = deliveries.personalize(template, ada, delivery, mail_settings)
+    template.usable = False  # as if the encoder had split a mark
+    built = deliveries.personalize(template, ada, delivery, mail_settings)
+    assert header_line(built, b"List-Unsubscribe") == header_line(filled, b"List-Unsubscribe")
+    assert unsubscribe_links(built)[1].startswith("mailto:unsubscribe@sister.example?subject=")
+
+
+def test_a_template_whose_marks_did_not_come_through_whole_is_not_used(mail_settings):
+    stray = mail.Rendered("News", f"Dear {mail.RECIPIENT_MARK}", "<p>News</p>")
+    assert not mail.MessageTemplate(mail_settings.sender, stray, ()).usable
+    with pytest.raises(ValueError, match="%%name%%"):
+        mail.MessageTemplate(mail_settings.sender, stray, ("{unsubscribe}",))
+
+
+def test_fill_puts_every_value_in_its_place_and_nothing_else():
+    rendered = mail.Rendered(
+        "News %%not_a_mark%%", "Leave: %%bye%%\nAgain: %%bye%%\n", '<a href="%%bye%%">x</a>'
+    )
+    template = mail.MessageTemplate("News <news@sister.example>", rendered, ("%%bye%%",))
+    assert template.usable
+    data = template.fill("ada@example.org", "<m@sister.example>", "<https://s/u/t>, <mailto:u@s>",
+                         {"%%bye%%": "https://s/u/t"})  # fmt: skip
+    message = email.message_from_bytes(data, policy=default)
+    assert (message["To"], message["Message-ID"]) == ("ada@example.org", "<m@sister.example>")
+    assert message["List-Unsubscribe"] == "<https://s/u/t>, <mailto:u@s>"
+    assert message["Subject"] == "News %%not_a_mark%%"
+    assert message.get_body(("plain",)).get_content().count("https://s/u/t") == 2
+    assert 'href="https://s/u/t"' in message.get_body(("html",)).get_content()
+
+
+def test_the_confirmation_mail_carries_a_personal_mailto(mail_settings, tokens):
+    token = tokens.make("unsubscribe", 5, "ada@example.org")
+    data = mail.build_message(
+        sender=mail_settings.sender,
+        recipient="ada@example.org",
+        rendered=mail.Rendered("Confirm", "Confirm here", "<p>Confirm here</p>"),
+        message_id="<confirm.5@sister.example>",
+        unsubscribe_url=f"https://sister.example/unsubscribe/{token}",
+        unsubscribe_mailto=mail_settings.mailto(token),
+    )
+    _link, mailto = unsubscribe_links(data)
+    assert unquote(urlsplit(mailto).query) == f"subject=unsubscribe {token}"
