@@ -35,8 +35,10 @@ def _sqlite_begin(conn) -> None:
     # A transaction that reads and then writes must hold the write lock from its start: in
     # WAL mode, upgrading a read snapshot another connection has since written past fails at
     # once ("database is locked"), whatever the busy timeout. Pure readers opt out (see
-    # ``read_only``) so they never wait.
-    conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', 'IMMEDIATE')}")
+    # ``read_only``) so they never wait. A connection asked to autocommit gets no BEGIN.
+    options = conn.get_execution_options()
+    if options.get("isolation_level") != "AUTOCOMMIT":
+        conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'IMMEDIATE')}")
 
 
 def read_only(engine: Engine) -> Engine:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -165,9 +165,9 @@ def send_batch(
         followed = {city for _d, subscriber in rows for city in subscriber.city_ids}
         pool = digests.StoryPool(session, min(since.values()), now, followed)
         session.expunge_all()
-    # One connection for the batch's ledger writes: checking a pooled connection out (and
-    # pinging it) for every row cost a fifth of the send.
-    with engine.connect() as ledger:
+    # One connection for the batch's ledger writes (checking a pooled connection out and
+    # pinging it for every row cost a fifth of the send), each write its own transaction.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as ledger:
         accepted: list[int] = []  # the server said 250; recorded with the next mark
         try:
             for delivery, subscriber in rows:
@@ -311,20 +311,35 @@ _MARK_ACCEPTED = (
     .where(Delivery.id.in_(bindparam("accepted", expanding=True)))
     .values(accepted_at=bindparam("now"))
 )
-_MARK_SENT = (
-    update(Delivery)
-    .where(Delivery.id == bindparam("delivery"), Delivery.status == "claimed")
-    .values(status="sent", sent_at=bindparam("now"), stories=bindparam("stories"),
-            attempts=Delivery.attempts + 1)
-)  # fmt: skip
+
+
+def _mark_sent_statement():
+    """One statement, so one round trip and one commit a message: this row marked sent (only
+    if still claimed) and the previous message's 250 recorded. It returns the ids it changed."""
+    this, now = bindparam("delivery"), bindparam("now", type_=Delivery.sent_at.type)
+    mine, previous = Delivery.id == this, Delivery.id == bindparam("previous")
+    return (
+        update(Delivery)
+        .where(or_(and_(mine, Delivery.status == "claimed"), previous))
+        .values(
+            status=case((mine, "sent"), else_=Delivery.status),
+            sent_at=case((mine, now), else_=Delivery.sent_at),
+            stories=case((mine, bindparam("stories")), else_=Delivery.stories),
+            attempts=case((mine, Delivery.attempts + 1), else_=Delivery.attempts),
+            accepted_at=case((previous, now), else_=Delivery.accepted_at),
+        )
+        .returning(Delivery.id)
+    )
+
+
+_MARK_SENT = _mark_sent_statement()
 
 
 def _record_accepted(ledger: Connection, accepted: list[int], now: datetime) -> None:
     try:
         if ledger.in_transaction():
-            ledger.rollback()
-        with ledger.begin():
-            ledger.execute(_MARK_ACCEPTED, {"accepted": accepted, "now": now})
+            ledger.rollback()  # after a failed statement the connection wants it first
+        ledger.execute(_MARK_ACCEPTED, {"accepted": accepted, "now": now})
     except SQLAlchemyError as error:
         log.warning("accepted_not_recorded", deliveries=len(accepted), error=str(error))
 
@@ -332,28 +347,31 @@ def _record_accepted(ledger: Connection, accepted: list[int], now: datetime) -> 
 def _mark_sent(
     ledger: Connection, delivery_id: int, stories: int, now: datetime, accepted: list[int]
 ) -> None:
-    """One small transaction per message, on the batch's own connection (checking a pooled
-    connection out and pinging it for every message cost a fifth of the send)."""
-    with ledger.begin():
-        if accepted:
-            # The previous messages' 250s ride along: a row marked sent but never accepted is
-            # one a crash may have lost (at most one per connection), and it is named.
-            ledger.execute(_MARK_ACCEPTED, {"accepted": accepted, "now": now})
-        marked = ledger.execute(
-            _MARK_SENT, {"delivery": delivery_id, "now": now, "stories": stories}
-        ).rowcount
-        if marked != 1:
-            raise AlreadyTaken(delivery_id)
+    """The mark, durable when this returns (the ledger connection commits each statement).
+    The previous message's 250 rides along: a row marked sent but never accepted is one a
+    crash may have lost (at most one per connection), and it is named."""
+    previous = accepted[-1] if accepted else None
+    if len(accepted) > 1:  # not in the loop below, which marks after every message
+        _record_accepted(ledger, accepted[:-1], now)
+    changed = (
+        ledger.execute(
+            _MARK_SENT,
+            {"delivery": delivery_id, "previous": previous, "now": now, "stories": stories},
+        )
+        .scalars()
+        .all()
+    )
     accepted.clear()
+    if delivery_id not in changed:
+        raise AlreadyTaken(delivery_id)
 
 
 def _finish(ledger: Connection, delivery_id: int, status: str, now: datetime) -> None:
-    with ledger.begin():
-        ledger.execute(
-            update(Delivery)
-            .where(Delivery.id == delivery_id, Delivery.status == "claimed")
-            .values(status=status, sent_at=now)
-        )
+    ledger.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == "claimed")
+        .values(status=status, sent_at=now)
+    )
 
 
 def _failed(

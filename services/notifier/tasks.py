@@ -207,7 +207,11 @@ def request_digests(frequency: str) -> dict:
     return {"status": "scheduled", "frequency": frequency}
 
 
-@app.task(name=SEND_TASK, shared=False)
+# A mail server that is down is retried for as long as it is down, as mail servers do: the
+# waits are capped below the visibility timeout (shared.celery_app), so a fixed number of
+# retries would give up after minutes. Rows no task finishes are handed out again anyway
+# (deliveries.stale_claims).
+@app.task(name=SEND_TASK, shared=False, max_retries=None)
 def send_digests(delivery_ids: list[int]) -> dict:
     pace = deliveries.Pace(runtime.redis, runtime.settings.mail_rate)
     with mail.SmtpSender(runtime.settings.smtp_url) as sender:
