@@ -51,18 +51,20 @@ def measure(seconds: float = 10.0) -> list[Row]:
         try:
             upgrade(MIGRATIONS, url)
             _fill(url)
-            sample = _sample_message(url)
-            ceilings = {}
+            sample = _sample_messages(url)
+            ceilings, sink_cpu = {}, 0.0
             for senders in (1, 4):
-                port, _report = _start_sink(processes, tmp, f"baseline{senders}")
+                port, _report, sink = _start_sink(processes, tmp, f"baseline{senders}")
+                before = cpu_seconds([sink])
                 ceilings[senders] = _smtplib_rate(port, senders, sample)
+                sink_cpu = (cpu_seconds([sink]) - before) / BASELINE_MESSAGES * 1000
                 rows.append(
                     Row(
                         f"sink ceiling: plain smtplib, {senders} sender(s), pre-built messages",
-                        f"{ceilings[senders]:,.0f} msg/s",
+                        f"{ceilings[senders]:,.0f} msg/s (sink CPU {sink_cpu:.2f} ms a message)",
                     )
                 )
-            rows += _notifier_rows(processes, tmp, url, redis_url, label, ceilings[4])
+            rows += _notifier_rows(processes, tmp, url, redis_url, label, ceilings[4], sink_cpu)
         finally:
             if drop is not None:
                 drop()
@@ -142,43 +144,49 @@ def _fill(url: str) -> None:
     engine.dispose()
 
 
-def _sample_message(url: str) -> bytes:
-    """A real personalized digest from this run's data, for the baseline to send as is."""
+def _sample_messages(url: str, count: int = 500) -> list[bytes]:
+    """Real personalized digests from this run's data, for the baseline to send as they are:
+    the first subscribers', so big (all the news) and small (one city) ones in the run's mix."""
     settings = deliveries.MailSettings(SENDER, "https://sistercities.example", Tokens("k"))
     sessions = make_session_factory(make_engine(url))
+    messages = []
     with sessions() as session:
-        subscriber = session.get(Subscriber, 1)
-        since = digests.since_of(subscriber, None)
-        pool = digests.StoryPool(session, since, utcnow(), [1])
-        digest = pool.digest_for(subscriber.city_ids, since)
-        template = deliveries.render_digest(digest, subscriber, settings)
-        return deliveries.personalize(template, subscriber, Delivery(message_id="<x@y>"), settings)
+        for subscriber in session.scalars(select(Subscriber).order_by(Subscriber.id).limit(count)):
+            since = digests.since_of(subscriber, None)
+            pool = digests.StoryPool(session, since, utcnow(), subscriber.city_ids)
+            digest = pool.digest_for(subscriber.city_ids, since)
+            template = deliveries.template_for(digest, subscriber, settings)
+            delivery = Delivery(message_id=f"<sample.{subscriber.id}@sistercities.example>")
+            messages.append(deliveries.personalize(template, subscriber, delivery, settings))
+    return messages
 
 
-def _start_sink(processes, tmp: str, name: str) -> tuple[int, str]:
+def _start_sink(processes, tmp: str, name: str) -> tuple[int, str, int]:
+    """The sink's port, the file of its report and its process id."""
     port, report = free_port(), os.path.join(tmp, f"{name}.json")
-    processes.start(name, [sys.executable, "-m", "benchmarks.smtp_sink", "--port", str(port),
+    sink = processes.start(name, [sys.executable, "-m", "benchmarks.smtp_sink", "--port", str(port),
                            "--report", report], dict(os.environ))  # fmt: skip
     wait(lambda: smtplib.SMTP("127.0.0.1", port, timeout=2).quit(), f"the sink {name}")
-    return port, report
+    return port, report, sink.pid
 
 
-def _send_some(port: int, count: int, data: bytes) -> None:
+def _send_some(port: int, count: int, messages: list[bytes]) -> None:
     with smtplib.SMTP("127.0.0.1", port) as connection:
         for n in range(count):
+            data = messages[n % len(messages)]
             connection.sendmail("news@sistercities.example", [f"base{n}@example.org"], data)
 
 
-def _smtplib_rate(port: int, senders: int, data: bytes) -> float:
+def _smtplib_rate(port: int, senders: int, messages: list[bytes]) -> float:
     each = BASELINE_MESSAGES // senders
     started = time.perf_counter()
     with ProcessPoolExecutor(senders) as pool:
-        list(pool.map(_send_some, [port] * senders, [each] * senders, [data] * senders))
+        list(pool.map(_send_some, [port] * senders, [each] * senders, [messages] * senders))
     return each * senders / (time.perf_counter() - started)
 
 
-def _notifier_rows(processes, tmp, url, redis_url, label, ceiling) -> list[Row]:
-    port, report = _start_sink(processes, tmp, "digests")
+def _notifier_rows(processes, tmp, url, redis_url, label, ceiling, sink_cpu) -> list[Row]:
+    port, report, sink = _start_sink(processes, tmp, "digests")
     env = dict(
         os.environ, REDIS_URL=redis_url, DATA_DIR=tmp, NOTIFIER_DATABASE_URL=url,
         SMTP_URL=f"smtp://127.0.0.1:{port}", MAIL_FROM=SENDER,
@@ -199,6 +207,8 @@ def _notifier_rows(processes, tmp, url, redis_url, label, ceiling) -> list[Row]:
 
     time.sleep(3)  # the workers start
     rss = []
+    pids = [worker.pid for worker in workers]
+    cpu_before = {"workers": cpu_seconds(pids), "sink": cpu_seconds([sink]), "db": database_cpu()}
     started = time.perf_counter()
     celery.send_task("notifier.schedule_digests", args=["weekly"], kwargs={"every": True})
     while (done := sent()) < SUBSCRIBERS:
@@ -207,6 +217,8 @@ def _notifier_rows(processes, tmp, url, redis_url, label, ceiling) -> list[Row]:
         rss.append((done, sum(_rss_mb(worker.pid) for worker in workers)))
         time.sleep(1)
     elapsed = time.perf_counter() - started
+    cpu_after = {"workers": cpu_seconds(pids), "sink": cpu_seconds([sink]), "db": database_cpu()}
+    cpu = {name: (cpu_after[name] - cpu_before[name]) / SUBSCRIBERS * 1000 for name in cpu_after}
     processes.stop_all()  # the sink writes its report when it stops
     with open(report) as file:
         counted = json.load(file)
@@ -219,9 +231,39 @@ def _notifier_rows(processes, tmp, url, redis_url, label, ceiling) -> list[Row]:
         Row("at the sink: messages / distinct recipients / distinct Message-IDs",
             f"{counted['messages']:,} / {counted['distinct_recipients']:,} / "
             f"{counted['distinct_message_ids']:,}"),
+        Row("CPU a message: notifier workers / the sink / the database server",
+            f"{cpu['workers']:.2f} / {cpu['sink']:.2f} / {cpu['db']:.2f} ms",
+            f"the sink under plain smtplib {sink_cpu:.2f} ms"),
         Row("notifier workers' memory at 25% and at the end (RSS, both)",
             f"{quarter:.0f} MB / {rss[-1][1]:.0f} MB"),
     ]  # fmt: skip
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes (all their threads) and their children."""
+    total = 0
+    for each in {child for pid in pids for child in (pid, *_children(pid))}:
+        try:
+            with open(f"/proc/{each}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu() -> float:
+    """The CPU of every PostgreSQL process on this machine (0 with SQLite): the server
+    is otherwise idle while the benchmark runs."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() == "postgres":
+                    pids.append(int(entry))
+        except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError):
+            continue
+    return cpu_seconds(pids)
 
 
 def _rss_mb(pid: int) -> float:
