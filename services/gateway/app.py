@@ -46,6 +46,9 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
         static_folder=None,
     )
     app.json = MarkupFreeJSONProvider(app)
+    # Every view and hook here is a plain function: Flask would otherwise ask, for each of
+    # the nine hooks of every request, whether it is a coroutine function.
+    app.ensure_sync = lambda function: function
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

@@ -1,6 +1,7 @@
 """The gateway's API contract: one error shape with the right status everywhere, the OpenAPI
 document, request ids and metrics. None of these need a worker."""
 
+import inspect
 import re
 
 import pytest
@@ -123,3 +124,13 @@ def test_metrics_count_requests_per_route(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'gateway_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "gateway_request_duration_seconds_bucket" in text
+
+
+def test_no_view_or_hook_is_a_coroutine(gateway_app):
+    # The app skips Flask's per-hook coroutine check (app.ensure_sync): an async view would
+    # then be called without being awaited.
+    functions = list(gateway_app.view_functions.values())
+    for hooks in (gateway_app.before_request_funcs, gateway_app.after_request_funcs):
+        functions += [hook for each in hooks.values() for hook in each]
+    assert functions
+    assert not [f for f in functions if inspect.iscoroutinefunction(inspect.unwrap(f))]
