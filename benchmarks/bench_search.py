@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import requests
 from sqlalchemy import text
 
-from benchmarks.loadgen import closed_loop
+from benchmarks.loadgen import closed_loop, interleaved
 from benchmarks.processes import (
     free_port,
     fresh_postgres,
@@ -188,12 +188,15 @@ def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: 
         uncached_url = f"http://127.0.0.1:{ports['uncached']}/"
         cached_url = f"http://127.0.0.1:{ports['cached']}/"
         closed_loop(uncached_url, CONNECTIONS, 2.0, paths)
-        results = {
-            "uncached": closed_loop(uncached_url, CONNECTIONS, seconds, paths),
-            "cached": closed_loop(cached_url, CONNECTIONS, seconds, hot),
-            "bare": closed_loop(f"{bare}/ping", CONNECTIONS, seconds),
-            "stock": closed_loop(f"{stock}/ping", CONNECTIONS, seconds),
-        }
+        results = interleaved(
+            {
+                "uncached": lambda s: closed_loop(uncached_url, CONNECTIONS, s, paths),
+                "cached": lambda s: closed_loop(cached_url, CONNECTIONS, s, hot),
+                "bare": lambda s: closed_loop(f"{bare}/ping", CONNECTIONS, s),
+                "stock": lambda s: closed_loop(f"{stock}/ping", CONNECTIONS, s),
+            },
+            seconds,
+        )
         rss_kb = int(Path(f"/proc/{worker.pid}/status").read_text().split("VmRSS:")[1].split()[0])
         results["worker_rss_mb"] = rss_kb / 1024
         return results
@@ -292,8 +295,8 @@ def measure(seconds: float = 10.0) -> list[Row]:
             rows.append(
                 Row(
                     f"GET /api/v1/cities?q= through the gateway, {label}",
-                    f"{result.rps:,.0f} req/s, "
-                    f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms",
+                    f"{result.rps:,.0f} req/s, p50 {result.p50_ms:.1f} ms, "
+                    f"p99 {result.p99_ms:.1f} ms, {result.errors} errors",
                     f"bare Flask route {bare:,.0f} req/s",
                     f"{result.rps / bare:.0%} of bare",
                 )

@@ -11,7 +11,8 @@ import asyncio
 import itertools
 import statistics
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -20,9 +21,12 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    rounds: list[float] = field(default_factory=list)  # req/s of each round, when interleaved
 
     @property
     def rps(self) -> float:
+        if self.rounds:
+            return statistics.median(self.rounds)
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
@@ -169,3 +173,23 @@ def _split(url: str) -> tuple[str, int, str]:
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.partition(":")
     return host, int(port or 80), "/" + path
+
+
+def interleaved(runs: dict[str, Callable[[float], Result]], seconds: float, rounds: int = 5):
+    """Each run for ``seconds`` in all, in ``rounds`` short turns taken in turn, so that a
+    shared machine's slow moments fall on every run alike; req/s is the median of the turns,
+    latencies are those of every turn."""
+    turns: dict[str, list[Result]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            turns[name].append(run(seconds / rounds))
+    return {
+        name: Result(
+            sum(r.requests for r in results),
+            sum(r.errors for r in results),
+            sum(r.seconds for r in results),
+            [latency for r in results for latency in r.latencies],
+            [r.rps for r in results],
+        )
+        for name, results in turns.items()
+    }
