@@ -54,6 +54,9 @@ class ServiceTask(Task):
     retry_jitter = True
     max_retries = 12
     ignore_result = True
+    # Celery writes every result's repr for a log line that no longer holds it (above): a
+    # search's ten cities cost a tenth of the worker's time a task. Cut it short.
+    resultrepr_maxsize = 8
 
 
 def broker_url(redis_url: str) -> str:
