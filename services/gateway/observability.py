@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 
 import structlog
 from flask import Flask, Response, g, request
@@ -70,7 +70,8 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
     def start_request() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # 128 random bits in hex, as uuid4().hex gives, without building a UUID object.
+        g.request_id = incoming if VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 

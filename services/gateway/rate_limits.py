@@ -1,14 +1,21 @@
-"""Per-client rate limits kept in Redis, shared by every gateway process.
+"""Per-client rate limits, counted in each gateway process and shared through Redis.
 
 Fixed windows: one counter per client, limit and window, named after the window so it never
-needs resetting. All the limits of a request are counted in one pipelined round trip. This
-replaced Flask-Limiter, whose evaluation cost a quarter of a millisecond of CPU on every
-limited request, as much as the rest of a cached search answer.
+needs resetting. A request is counted in this process's memory, against what Redis last said
+every process had counted plus what this one counted since; a background thread adds this
+process's new counts to Redis every ``SYNC_SECONDS`` in one pipelined round trip and reads the
+totals back. So a request costs no round trip (counting in Redis on every request cost as
+much CPU as the rest of a cached answer), one process alone counts exactly, and several
+processes together may let through what they admit within one sync period before they hear
+of one another: at most ``SYNC_SECONDS`` of a client's requests to each process. A Redis
+that cannot be reached leaves each process counting for itself.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -20,6 +27,10 @@ from shared.logs import get_logger
 log = get_logger(__name__)
 
 KEY_PREFIX = "sistercities:limits"
+SYNC_SECONDS = 0.1
+# Counters kept in memory at most; past it (a flood from very many addresses) a new client's
+# requests are counted in Redis at once rather than growing the table.
+MAX_COUNTERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -40,36 +51,107 @@ def parse_rules(text: str) -> tuple[Rule, ...]:
     return tuple(Rule(item.amount, item.get_expiry(), str(item)) for item in parse_many(text))
 
 
+class _Counter:
+    __slots__ = ("ends", "shared", "unsent")
+
+    def __init__(self, ends: float):
+        self.unsent = 0  # counted here, not yet added in Redis
+        self.shared = 0  # the total in Redis when last read (every process's)
+        self.ends = ends
+
+
 class RateLimiter:
     """Budgets by scope (``{"search": "20/second;600/minute"}``): a client's requests in any
     endpoint of a scope count against the same budget."""
 
-    def __init__(self, client: redis.Redis, budgets: dict[str, str], prefix: str = KEY_PREFIX):
+    def __init__(
+        self,
+        client: redis.Redis,
+        budgets: dict[str, str],
+        prefix: str = KEY_PREFIX,
+        sync_seconds: float = SYNC_SECONDS,
+    ):
         self.redis = client
         self.rules = {scope: parse_rules(text) for scope, text in budgets.items()}
         self.prefix = prefix
+        self.sync_seconds = sync_seconds
+        self._counters: dict[str, _Counter] = {}
+        self._lock = threading.Lock()
+        self._syncer_pid: int | None = None
 
     def hit(self, scope: str, client_id: str, now: float | None = None) -> Refusal | None:
-        """Count one request; the refusal if it goes over a limit. A Redis that cannot be
-        reached lets requests through: the limits protect the site, they must not stop it."""
-        rules = self.rules[scope]
+        """Count one request; the refusal if it goes over a limit (the refused request counts
+        too: hammering buys nothing)."""
+        if self._syncer_pid != os.getpid():
+            self._start_syncer()
         now = time.time() if now is None else now
-        pipe = self.redis.pipeline(transaction=False)
-        for rule in rules:
-            window = int(now // rule.seconds)
-            key = f"{self.prefix}:{scope}:{rule.seconds}:{window}:{client_id}"
-            pipe.incr(key)
-            # The key names its window: an expiry pushed on by each hit only keeps it a
-            # little longer, never counts into the next window.
-            pipe.expire(key, rule.seconds + 1)
-        try:
-            counts = pipe.execute()[0::2]
-        except redis.RedisError as error:
-            log.warning("rate_limit_unchecked", scope=scope, error=str(error))
-            return None
-        refusals = [
-            Refusal(rule, max(1, math.ceil((now // rule.seconds + 1) * rule.seconds - now)))
-            for rule, count in zip(rules, counts, strict=True)
-            if count > rule.amount
-        ]
+        refusals = []
+        with self._lock:
+            for rule in self.rules[scope]:
+                window = int(now // rule.seconds)
+                key = f"{self.prefix}:{scope}:{rule.seconds}:{window}:{client_id}"
+                counter = self._counters.get(key)
+                if counter is None:
+                    ends = (window + 1) * rule.seconds
+                    if len(self._counters) >= MAX_COUNTERS:
+                        counter = self._count_in_redis(key, ends)
+                    else:
+                        counter = self._counters[key] = _Counter(ends)
+                counter.unsent += 1
+                if counter.shared + counter.unsent > rule.amount:
+                    refusals.append(Refusal(rule, max(1, math.ceil(counter.ends - now))))
         return max(refusals, key=lambda refusal: refusal.retry_after, default=None)
+
+    def sync(self, now: float | None = None) -> None:
+        """Add this process's new counts in Redis and read every process's totals back;
+        forget the windows that have ended."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for key in [key for key, counter in self._counters.items() if counter.ends <= now]:
+                del self._counters[key]
+            sending = [(key, c, c.unsent) for key, c in self._counters.items() if c.unsent]
+        if not sending:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for key, counter, count in sending:
+            pipe.incrby(key, count)
+            pipe.expireat(key, int(counter.ends) + 1)
+        try:
+            totals = pipe.execute()[0::2]
+        except redis.RedisError as error:
+            log.warning("rate_limits_not_shared", error=str(error))
+            return
+        with self._lock:
+            for (_key, counter, count), total in zip(sending, totals, strict=True):
+                counter.unsent -= count
+                counter.shared = total
+
+    def _count_in_redis(self, key: str, ends: int) -> _Counter:
+        """A counter outside the table: its total read from Redis, this request added."""
+        counter = _Counter(ends)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.incr(key)
+            pipe.expireat(key, ends + 1)
+            counter.shared = pipe.execute()[0] - 1  # hit() adds this request
+        except redis.RedisError:
+            pass
+        return counter
+
+    def _start_syncer(self) -> None:
+        with self._lock:
+            if self._syncer_pid == os.getpid():
+                return
+            # After a fork the parent's counts are the parent's to send.
+            self._counters.clear()
+            self._syncer_pid = os.getpid()
+        threading.Thread(target=self._sync_forever, name="rate-limits", daemon=True).start()
+
+    def _sync_forever(self) -> None:
+        pid = os.getpid()
+        while self._syncer_pid == pid:
+            time.sleep(self.sync_seconds)
+            try:
+                self.sync()
+            except Exception:  # the thread must outlive any one failure
+                log.exception("rate_limits_sync_failed")

@@ -83,11 +83,6 @@ def install_security(app: Flask, settings: GatewaySettings, redis_client: redis.
         scope = scopes.get(request.endpoint)
         if scope is None or (scope in POST_ONLY and request.method != "POST"):
             return None
-        # An answer this process holds in memory costs less than counting it would, and
-        # asks no service: the limits guard the work behind the cache.
-        peek_hot = getattr(app.view_functions[request.endpoint], "peek_hot", None)
-        if peek_hot is not None and peek_hot() is not None:
-            return None
         refusal = limiter.hit(scope, request.remote_addr or "unknown")
         if refusal is None:
             return None

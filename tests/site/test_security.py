@@ -92,20 +92,15 @@ def test_search_and_subscribe_are_rate_limited_per_client(limited_app, stack):
     me = {"REMOTE_ADDR": f"10.{random.randrange(256)}.{random.randrange(256)}.7"}
     client = limited_app.test_client()
     answers = [
-        client.get("/api/v1/cities", query_string={"q": f"x{n}"}, environ_base=me).status_code
-        for n in range(4)
+        client.get("/api/v1/cities", query_string={"q": "x"}, environ_base=me).status_code
+        for _ in range(4)
     ]
     assert answers[:3] != [429] * 3 and answers[3] == 429
-    limited = client.get("/api/v1/cities", query_string={"q": "x9"}, environ_base=me)
+    limited = client.get("/api/v1/cities", query_string={"q": "x"}, environ_base=me)
     assert limited.json["error"]["code"] == "rate_limited"
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     page = client.get("/cities?q=x", headers=BROWSER, environ_base=me)
     assert page.status_code == 429 and "Too many requests" in page.text
-    # An answer the gateway holds in memory asks no service and costs less than a count:
-    # it is served, not counted.
-    assert answers[0] == 200
-    again = client.get("/api/v1/cities", query_string={"q": "x0"}, environ_base=me)
-    assert again.status_code == 200
     # Another client is not held back by this one.
     other = {"REMOTE_ADDR": "10.255.255.1" if me["REMOTE_ADDR"] != "10.255.255.1" else "10.0.0.1"}
     assert client.get("/subscribe", environ_base=other).status_code == 200
