@@ -43,6 +43,8 @@ def _conditional(body: str) -> Response:
     response = current_app.response_class(body, mimetype="application/json")
     response.headers["Cache-Control"] = f"public, max-age={CLIENT_MAX_AGE}"
     response.set_etag(_etag(body))
+    if "HTTP_IF_NONE_MATCH" not in request.environ:
+        return response  # nothing to compare (werkzeug's check would also date the answer)
     return response.make_conditional(request)
 
 

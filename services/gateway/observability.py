@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import re
 import time
 
@@ -70,8 +70,11 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
     def start_request() -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        # 128 random bits in hex, as uuid4().hex gives, without building a UUID object.
-        g.request_id = incoming if VALID_REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        # 128 random bits in hex, as uuid4().hex gives. An id needs to be unique, not secret:
+        # no system call for it (the random module reseeds in each forked process).
+        g.request_id = (
+            incoming if VALID_REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}"
+        )
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
