@@ -350,9 +350,8 @@ def _mark_sent(
     """The mark, durable when this returns (the ledger connection commits each statement).
     The previous message's 250 rides along: a row marked sent but never accepted is one a
     crash may have lost (at most one per connection), and it is named."""
+    # One at most: each mark clears the list, and only a message sent after it adds to it.
     previous = accepted[-1] if accepted else None
-    if len(accepted) > 1:  # not in the loop below, which marks after every message
-        _record_accepted(ledger, accepted[:-1], now)
     changed = (
         ledger.execute(
             _MARK_SENT,
