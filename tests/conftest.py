@@ -79,6 +79,8 @@ def stack_environment(
         ADMIN_TOKEN=ADMIN_TOKEN,
         # The tests' feed server is on 127.0.0.1.
         BLOG_ALLOW_PRIVATE_FEEDS="1",
+        # ... and plays Medium (a publication's custom domain); feeds on "localhost" do not.
+        MEDIUM_CUSTOM_DOMAINS="127.0.0.1",
         SMTP_URL=smtp_url,
         SECRET_KEY="test-secret-key-for-signed-links",
         PUBLIC_BASE_URL="http://sistercities.test",

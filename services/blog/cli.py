@@ -95,6 +95,7 @@ def poll_command(feed_ids: tuple[int, ...], threads: int) -> None:
             runtime.sessions,
             feed_id,
             allow_private=runtime.settings.allow_private_feeds,
+            medium_domains=runtime.settings.medium_custom_domains,
             read_sessions=runtime.read_sessions,
         )
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.blog.links import is_host
 from shared.settings import EnvReader, ServiceSettings
 
 
@@ -14,14 +15,31 @@ class BlogSettings(ServiceSettings):
     # Feeds on private, loopback and link-local addresses are refused (a feed URL is text a
     # stranger may have typed); tests and intranet deployments turn this on.
     allow_private_feeds: bool = False
+    # Host names of Medium publications on a domain of their own: their feeds' stories get
+    # Medium's global post keys (see post_keys.py), as medium.com's do.
+    medium_custom_domains: frozenset[str] = frozenset()
 
     @classmethod
     def read_own(cls, env: EnvReader, common: dict[str, Any]) -> dict[str, Any]:
-        own: dict[str, Any] = {"allow_private_feeds": env.bool("BLOG_ALLOW_PRIVATE_FEEDS", False)}
+        own: dict[str, Any] = {
+            "allow_private_feeds": env.bool("BLOG_ALLOW_PRIVATE_FEEDS", False),
+            "medium_custom_domains": _host_names(env, "MEDIUM_CUSTOM_DOMAINS"),
+        }
         if env.str("WORKER_CONCURRENCY") is None:
             # Fetching is mostly waiting on other hosts: more threads than cores pay here.
             own["worker_concurrency"] = 8
         return own
+
+
+def _host_names(env: EnvReader, name: str) -> frozenset[str]:
+    hosts = frozenset(
+        host.strip().lower().rstrip(".")
+        for host in (env.str(name) or "").split(",")
+        if host.strip()
+    )
+    if not all(is_host(host) for host in hosts):
+        env.problems.append(f"{name} must be host names separated by commas (blog.example.org)")
+    return hosts
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> BlogSettings:

@@ -1,5 +1,7 @@
-"""Reading fetched bytes as a feed: feedparser on the bytes only (it never fetches anything
-itself), its own sanitizer off (nh3 does that job, later and faster), one normalized model out.
+"""Reading fetched bytes as a feed: feedparser on a stream of the bytes only (handed bytes or a
+string, it first tries them as a file path or URL: a body reading "/dev/zero" or naming a local
+file would be opened), its own sanitizer off (nh3 does that job, later and faster), one
+normalized model out.
 
 What parses is kept even when the feed is ill-formed ("bozo"); that is reported as a warning.
 What is not a feed at all (a challenge page, a web page, garbage) is a ``NotAFeed`` with a
@@ -9,6 +11,7 @@ message staff can act on.
 from __future__ import annotations
 
 import calendar
+import io
 import re
 import time
 import unicodedata
@@ -22,9 +25,9 @@ from services.blog.links import canonical_link
 
 MAX_ENTRIES = 500
 _SLUG_JUNK = re.compile(r"[^\w]+", re.UNICODE)
-_ALTERNATE_FEED = re.compile(
-    r"<link\b[^>]*type=[\"']application/(?:rss|atom)\+xml[\"'][^>]*>", re.IGNORECASE
-)
+# Linear in the page: a tag ends at the next "<" or ">", and its attributes are read apart.
+_LINK_TAG = re.compile(r"<link\b[^<>]*>", re.IGNORECASE)
+_FEED_TYPE = re.compile(r"""type=["']application/(?:rss|atom)\+xml["']""", re.IGNORECASE)
 _HREF = re.compile(r"""href=["']([^"']+)["']""", re.IGNORECASE)
 
 
@@ -76,7 +79,7 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
     # its time; the few relative links are resolved here instead (xml:base is not honoured).
     headers = {"content-type": content_type} if content_type else {}
     parsed = feedparser.parse(
-        body, response_headers=headers, sanitize_html=False, resolve_relative_uris=False
+        io.BytesIO(body), response_headers=headers, sanitize_html=False, resolve_relative_uris=False
     )
     if not parsed.version and not parsed.entries:
         raise NotAFeed("not_a_feed", _not_a_feed_message(body, parsed))
@@ -188,8 +191,8 @@ def _is_challenge(body: bytes) -> bool:
 def _not_a_feed_message(body: bytes, parsed) -> str:
     head = body[:200_000].decode("utf-8", "replace")
     if "<html" in head[:2000].lower():
-        for tag in _ALTERNATE_FEED.findall(head):
-            if href := _HREF.search(tag):
+        for tag in _LINK_TAG.findall(head):
+            if _FEED_TYPE.search(tag) and (href := _HREF.search(tag)):
                 found = href[1][:300]
                 return f"the address is a web page, not a feed; its feed seems to be {found}"
         return "the address is a web page (HTML), not an RSS or Atom feed"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +20,7 @@ from services.blog import feeds, intervals
 from services.blog.fetcher import FetchError, fetch
 from services.blog.models import Feed
 from services.blog.parser import NotAFeed, parse_feed
+from services.blog.post_keys import is_medium_host
 from services.blog.posts import post_from_entry, store_posts
 from shared.db import session_scope
 from shared.events import utcnow
@@ -46,11 +48,13 @@ def poll_feed(
     feed_id: int,
     *,
     allow_private: bool,
+    medium_domains: frozenset[str] = frozenset(),
     now: datetime | None = None,
     read_sessions: sessionmaker[Session] | None = None,
     **fetch_options,
 ) -> PollResult:
-    """``read_sessions``, when given, serve the opening read (on SQLite they take no lock)."""
+    """``medium_domains``: the custom domains of Medium publications (``post_keys``).
+    ``read_sessions``, when given, serve the opening read (on SQLite they take no lock)."""
     now = now or utcnow()
     with (read_sessions or sessions)() as session:
         found = session.execute(
@@ -73,7 +77,12 @@ def poll_feed(
         parsed = parse_feed(response.body or b"", response.url, content_type)
         timings["parse"] = time.perf_counter() - started
         started = time.perf_counter()
-        posts = [post_from_entry(feed_id, url, entry, now) for entry in parsed.entries]
+        # Where the bytes came from (after redirects) decides whether Medium's ids are trusted.
+        from_medium = is_medium_host(urlsplit(response.url).hostname, medium_domains)
+        posts = [
+            post_from_entry(feed_id, url, entry, now, from_medium=from_medium)
+            for entry in parsed.entries
+        ]
         timings["sanitize"] = time.perf_counter() - started
     except FetchError as error:
         return _record(

@@ -1,5 +1,10 @@
 """Storing a feed's entries as posts: one post per story, inserted when new, updated only when
-what readers see changed, left alone otherwise (and kept when it drops out of the feed)."""
+what readers see changed, left alone otherwise (and kept when it drops out of the feed).
+
+A post belongs to the feed that first stored it: another feed that carries the same story (a
+Medium story in its publication's feed and in its author's) never overwrites it, so no feed
+can rewrite or re-announce what another published. A post whose feed was removed is taken over
+by the next feed that carries it."""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from services.blog.links import canonical_link, post_key
+from services.blog.links import canonical_link
 from services.blog.models import Post, PostTag
 from services.blog.parser import ParsedEntry
+from services.blog.post_keys import post_key
 from services.blog.sanitizer import clean_content, plain_title
 
 
@@ -33,7 +39,9 @@ class PostData:
     content_hash: str
 
 
-def post_from_entry(feed_id: int, feed_url: str, entry: ParsedEntry, now: datetime) -> PostData:
+def post_from_entry(
+    feed_id: int, feed_url: str, entry: ParsedEntry, now: datetime, *, from_medium: bool
+) -> PostData:
     link = canonical_link(entry.link) or canonical_link(entry.guid) or feed_url
     content = clean_content(entry.html, base_url=link)
     title = plain_title(entry.title) or content.excerpt[:80] or "Untitled"
@@ -53,7 +61,9 @@ def post_from_entry(feed_id: int, feed_url: str, entry: ParsedEntry, now: dateti
     }
     digest = hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
     return PostData(
-        key=post_key(feed_id, entry.guid, entry.link, entry.title + entry.html),
+        key=post_key(
+            feed_id, entry.guid, entry.link, entry.title + entry.html, from_medium=from_medium
+        ),
         title=title[:1000],
         author=entry.author,
         url=link[:2000],
@@ -77,11 +87,17 @@ def store_posts(session: Session, feed_id: int, posts: list[PostData], now: date
     unique = {post.key: post for post in reversed(posts)}  # the first of duplicates wins
     if not unique:
         return []
-    known = {
+    rows = session.execute(
+        select(Post.key, Post.id, Post.content_hash, Post.feed_id).where(Post.key.in_(unique))
+    ).all()
+    known = {key for key, *_ in rows}
+    orphans = [post_id for _key, post_id, _hash, owner in rows if owner is None]
+    if orphans:
+        session.execute(update(Post).where(Post.id.in_(orphans)).values(feed_id=feed_id))
+    own = {
         key: (post_id, content_hash)
-        for key, post_id, content_hash in session.execute(
-            select(Post.key, Post.id, Post.content_hash).where(Post.key.in_(unique))
-        )
+        for key, post_id, content_hash, owner in rows
+        if owner in (feed_id, None)
     }
     new = [
         {**_columns(data, now), "key": key, "feed_id": feed_id, "first_seen_at": now,
@@ -90,9 +106,9 @@ def store_posts(session: Session, feed_id: int, posts: list[PostData], now: date
         if key not in known
     ]  # fmt: skip
     edited = {
-        known[key][0]: data
+        own[key][0]: data
         for key, data in unique.items()
-        if key in known and known[key][1] != data.content_hash
+        if key in own and own[key][1] != data.content_hash
     }
     ids: list[int] = []
     if new:

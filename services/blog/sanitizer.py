@@ -35,17 +35,28 @@ EXCERPT_MAX_CHARS = 420
 EXCERPT_HTML_CHARS = 6000
 WORDS_PER_MINUTE = 265
 
-_IFRAME = re.compile(r"<iframe\b([^>]*)>(?:.*?</iframe\s*>)?", re.IGNORECASE | re.DOTALL)
+# Every pattern here runs on text a feed wrote, so each is linear in it: "[^<>]*" rather than
+# "[^>]*" (a run of "<img" with no ">" would otherwise be rescanned from each one), and what a
+# lazy ".*?" would look for to the end of the text from every start is found with str.find.
 _SRC_ATTRIBUTE = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
-_IMG = re.compile(r"<img\b[^>]*>")
-_ATTRIBUTE = re.compile(r'\b([a-z-]+)="([^"]*)"')
+_IMG = re.compile(r"<img\b[^<>]*>")
+_ATTRIBUTE = re.compile(r'(?<![\w-])([a-z-]+)="([^"]*)"')
 _BLOCK_BOUNDARY = re.compile(
-    r"</?(?:p|h[1-6]|li|ul|ol|blockquote|figure|figcaption|pre|br|hr)\b[^>]*>", re.IGNORECASE
+    r"</?(?:p|h[1-6]|li|ul|ol|blockquote|figure|figcaption|pre|br|hr)\b[^<>]*>", re.IGNORECASE
 )
-_FIGCAPTION = re.compile(r"<figcaption>.*?</figcaption>", re.DOTALL)
 _EMPTY_FIGURE = re.compile(r"<figure>\s*</figure>")
-_ANY_TAG = re.compile(r"<[^>]*>")
-_MEDIUM_FOOTER = re.compile(r"\bwas originally published in\b.*\bon Medium\b", re.DOTALL)
+_ANY_TAG = re.compile(r"<[^<>]*>")
+FOOTER_START, FOOTER_END = "was originally published in", "on Medium"
+# nh3's HTML parser takes time in proportion to the depth of open elements for each new one:
+# a flood of "<div>" or "<ul><li>" never closed is quadratic (100 KB took a second). Real
+# stories nest a few levels; HTML nested deeper than this is kept as its text.
+MAX_NESTING = 100
+_OPENING_OR_CLOSING_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
+# Elements that never hold others, and those a sibling of their kind closes ("<li><li>").
+NOT_NESTING = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param"}
+    | {"source", "track", "wbr", "p", "li", "dt", "dd", "option", "tr", "td", "th"}
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +93,9 @@ def sanitize(raw_html: str, base_url: str | None = None) -> str:
     """Allowlisted HTML: links and images absolute, images https only, links marked
     ``rel="nofollow noopener"``, Medium's tracking pixel and embeds' iframes gone."""
     raw_html = raw_html[:MAX_HTML_CHARS]
-    raw_html = _IFRAME.sub(_embed_as_link, raw_html)
+    if nesting_depth(raw_html) > MAX_NESTING:
+        raw_html = _ANY_TAG.sub(" ", raw_html)
+    raw_html = _embeds_as_links(raw_html)
 
     def absolute(tag: str, attribute: str, value: str) -> str | None:
         if attribute not in ("href", "src"):
@@ -109,8 +122,46 @@ def sanitize(raw_html: str, base_url: str | None = None) -> str:
     return _EMPTY_FIGURE.sub("", cleaned).strip()
 
 
-def _embed_as_link(match: re.Match) -> str:
-    src = _SRC_ATTRIBUTE.search(match.group(1))
+def nesting_depth(raw_html: str) -> int:
+    """How deep elements would nest, counting each opening tag without its closing one
+    (an upper bound of what a parser builds: it also closes some tags by itself)."""
+    depth = deepest = 0
+    for closing, name in _OPENING_OR_CLOSING_TAG.findall(raw_html):
+        if name.lower() in NOT_NESTING:
+            continue
+        depth = max(depth - 1, 0) if closing else depth + 1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _embeds_as_links(raw_html: str) -> str:
+    """Each ``<iframe …>``, with what it holds up to its ``</iframe>``, becomes a link to what
+    it embeds. One pass with str.find: the next closing tag is looked up only once the scan
+    has passed the previous one."""
+    lower = raw_html.lower()
+    pieces, position = [], 0
+    closing, closing_end = 0, 0  # the next "</iframe" at or after the scan, and its ">"
+    while (start := lower.find("<iframe", position)) >= 0:
+        after = start + len("<iframe")
+        if after < len(lower) and (lower[after].isalnum() or lower[after] == "_"):
+            pieces.append(raw_html[position:after])  # "<iframes…" is another tag
+            position = after
+            continue
+        end = lower.find(">", after)
+        if end < 0:
+            break
+        if 0 <= closing < end:
+            closing = lower.find("</iframe", end)
+            closing_end = lower.find(">", closing) if closing >= 0 else -1
+        pieces.append(raw_html[position:start])
+        pieces.append(_embed_as_link(raw_html[after:end]))
+        position = closing_end + 1 if closing >= 0 and closing_end >= 0 else end + 1
+    pieces.append(raw_html[position:])
+    return "".join(pieces)
+
+
+def _embed_as_link(attributes: str) -> str:
+    src = _SRC_ATTRIBUTE.search(attributes)
     if not src:
         return ""
     url = html.unescape(next(group for group in src.groups() if group is not None)).strip()
@@ -155,13 +206,27 @@ def _image_sources(safe_html: str) -> list[str]:
 def plain_text(safe_html: str, captions: bool = True, footer: bool = True) -> str:
     """The words of sanitized HTML, with blocks kept apart by spaces."""
     if not captions:
-        safe_html = _FIGCAPTION.sub(" ", safe_html)
+        safe_html = _without_captions(safe_html)
     text = _BLOCK_BOUNDARY.sub(" ", safe_html)
     text = " ".join(html.unescape(_ANY_TAG.sub("", text)).split())
-    if not footer and (start := text.find("was originally published in")) >= 0:
-        text = text[:start] + _MEDIUM_FOOTER.sub("", text[start:])
-        text = text.strip()
+    if not footer and (start := text.find(FOOTER_START)) >= 0:
+        # Medium's "… was originally published in X on Medium, where …" line, to its end.
+        end = text.rfind(FOOTER_END)
+        if end > start:
+            text = (text[:start] + text[end + len(FOOTER_END) :]).strip()
     return text
+
+
+def _without_captions(safe_html: str) -> str:
+    pieces, position = [], 0
+    while (start := safe_html.find("<figcaption>", position)) >= 0:
+        end = safe_html.find("</figcaption>", start)
+        if end < 0:
+            break
+        pieces += [safe_html[position:start], " "]
+        position = end + len("</figcaption>")
+    pieces.append(safe_html[position:])
+    return "".join(pieces)
 
 
 def excerpt(

@@ -49,6 +49,7 @@ def fetch_feed(feed_id: int) -> dict:
         runtime.sessions,
         feed_id,
         allow_private=runtime.settings.allow_private_feeds,
+        medium_domains=runtime.settings.medium_custom_domains,
         read_sessions=runtime.read_sessions,
     )
     if result.changed_post_ids:

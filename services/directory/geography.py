@@ -118,7 +118,8 @@ def _country_names() -> dict[str, str]:
     return names
 
 
-_QUALIFIER = re.compile(r"\s*\((country|nation|state)\)\s*$", re.IGNORECASE)
+# (?<!\s): a run of spaces is tried once, from its start, not again from each of its spaces.
+_QUALIFIER = re.compile(r"(?<!\s)\s*\((country|nation|state)\)\s*$", re.IGNORECASE)
 _LEADING_IN = re.compile(r"^in\s+", re.IGNORECASE)
 
 

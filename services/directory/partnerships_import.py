@@ -47,7 +47,9 @@ MAX_NAME_CHARS = 200
 
 TWIN_CITIES_COLUMNS = ["city1", "country1", "lat1", "lng1", "city2", "country2", "lat2", "lng2"]
 NATIVE_REQUIRED = ["city_a", "country_a", "city_b", "country_b"]
-_QUALIFIER = re.compile(r"\s*\(([^)]*)\)\s*$")
+# Linear in the name: a run of spaces is tried from its start only, and "[^()]*" stops at the
+# next parenthesis instead of rescanning to the end from each "(".
+_QUALIFIER = re.compile(r"(?<!\s)\s*\(([^()]*)\)\s*$")
 
 
 class RowError(ValueError):

@@ -1,8 +1,8 @@
-"""Feed addresses staff type, canonical links, and the key that makes one story one post."""
+"""Feed addresses staff type and canonical links."""
 
 import pytest
 
-from services.blog.links import BadFeedUrl, canonical_link, feed_url, medium_post_id, post_key
+from services.blog.links import BadFeedUrl, canonical_link, feed_url
 
 
 @pytest.mark.parametrize(
@@ -48,23 +48,3 @@ def test_canonical_links_lose_tracking_but_keep_meaningful_queries():
         == "https://example.org/?p=123"
     )
     assert canonical_link("javascript:alert(1)") is None
-
-
-def test_medium_posts_are_keyed_by_their_id_whatever_the_link():
-    guid = "https://medium.com/p/d65805bccee"  # 11 hex digits: real, see the corpus notes
-    assert medium_post_id(guid, None) == "d65805bccee"
-    keys = {
-        post_key(1, guid, "https://medium.com/@mauro/a-title-d65805bccee?source=rss-1", ""),
-        post_key(2, None, "https://mauro.medium.com/a-title-d65805bccee", ""),
-        post_key(3, None, "https://medium.com/vuetify/a-title-d65805bccee?source=rss----2", ""),
-    }
-    assert keys == {"medium:d65805bccee"}
-
-
-def test_other_keys_hold_within_their_feed():
-    assert post_key(1, "1", None, "") != post_key(2, "1", None, "")
-    assert post_key(1, None, "https://www.example.org/a?utm_source=x", "") == post_key(
-        1, None, "http://example.org/a", ""
-    )
-    assert post_key(1, None, None, "same text") == post_key(1, None, None, "same text")
-    assert len(post_key(1, "x" * 100_000, None, "")) < 400

@@ -13,6 +13,7 @@ from services.blog.posts import post_from_entry
 from shared.events import utcnow
 from tests.blog.conftest import CORPORA, medium_feed, needs_corpora
 from tests.blog.test_sanitizer import assert_safe
+from tests.growth import LARGE, MAX_GROWTH, SMALL, growth, repeated
 
 URL = "https://medium.com/feed/@someone"
 
@@ -99,7 +100,9 @@ def test_entity_expansion_is_bounded_in_time_and_memory():
     started = time.monotonic()
     try:
         feed = parse_feed(BILLION_LAUGHS, URL, "application/rss+xml")
-        entries = [post_from_entry(1, URL, entry, utcnow()) for entry in feed.entries]
+        entries = [
+            post_from_entry(1, URL, entry, utcnow(), from_medium=False) for entry in feed.entries
+        ]
     except NotAFeed:
         entries = []
     elapsed = time.monotonic() - started
@@ -132,9 +135,43 @@ def test_feedparser_corpus_goes_through_parse_and_clean_safely():
             continue
         parsed += 1
         for entry in feed.entries:
-            post = post_from_entry(1, "https://example.org/feed.xml", entry, now)
+            post = post_from_entry(1, "https://example.org/feed.xml", entry, now, from_medium=False)
             entries += 1
             assert_safe(post.content_html), name
             assert post.url.startswith(("http://", "https://")), name
     assert files == 2107
     assert parsed > 1900 and entries > 1000, (parsed, entries)
+
+
+LOCAL_FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Local secrets</title>
+<item><title>From this machine's disk</title><link>https://example.org/a</link>
+<description>Read off the disk.</description></item></channel></rss>"""
+
+
+@pytest.mark.parametrize("form", [str, lambda path: f"  {path}\n", lambda path: f"file://{path}"])
+def test_a_body_that_names_a_local_file_is_not_opened(tmp_path, form):
+    local = tmp_path / "feed.xml"
+    local.write_text(LOCAL_FEED)
+    with pytest.raises(NotAFeed):
+        parse_feed(form(str(local)).encode(), URL, "application/rss+xml")
+
+
+def test_a_body_naming_an_endless_device_is_refused_at_once():
+    # feedparser once read /dev/zero until the worker's memory ran out.
+    with pytest.raises(NotAFeed):
+        parse_feed(b"/dev/zero", URL, "application/rss+xml")
+
+
+def test_a_web_page_names_its_feed_and_a_flood_of_link_tags_takes_linear_time():
+    page = (b'<html><head><link rel="stylesheet" href="/s.css"><link rel="alternate" '
+            b'type="application/rss+xml" href="https://example.org/feed"></head></html>')  # fmt: skip
+    with pytest.raises(NotAFeed, match="its feed seems to be https://example.org/feed"):
+        parse_feed(page, URL, "text/html")
+
+    def refuse(body: bytes) -> None:
+        with pytest.raises(NotAFeed):
+            parse_feed(body, URL, "text/html")
+
+    flood = "<html><link "  # 48 KB of these took 2.6 s
+    ratio = growth(refuse, repeated(flood, SMALL).encode(), repeated(flood, LARGE).encode())
+    assert ratio < MAX_GROWTH, f"{ratio:.0f}x from {SMALL:,} to {LARGE:,} bytes"

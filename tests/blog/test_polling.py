@@ -25,7 +25,12 @@ def add(sessions, url: str) -> int:
         return feeds.add_feed(session, url, utcnow(), allow_private=True).id
 
 
+# The local server plays Medium: as a custom domain, its stories get Medium's global keys.
+PLAYS_MEDIUM = frozenset({"127.0.0.1"})
+
+
 def poll(sessions, feed_id: int, **options) -> polling.PollResult:
+    options.setdefault("medium_domains", PLAYS_MEDIUM)
     return polling.poll_feed(sessions, feed_id, allow_private=True, **options)
 
 
@@ -103,6 +108,53 @@ def test_the_same_story_from_two_feeds_is_one_post(blog_sessions, feed_server):
     assert len(poll(blog_sessions, one).changed_post_ids) == 10
     assert poll(blog_sessions, two).changed_post_ids == []
     assert len(posts(blog_sessions)) == 10
+
+
+def test_a_feed_off_medium_cannot_take_over_a_medium_story(blog_sessions, feed_server):
+    body = medium_feed("mauromadeit-user-2018.xml")
+    medium = add(blog_sessions, feed_server.serve("/feed/@mauro", body, content_type=MEDIUM_XML))
+    assert len(poll(blog_sessions, medium).changed_post_ids) == 10
+    before = {post.id: (post.key, post.content_hash) for post in posts(blog_sessions)}
+
+    # Another host publishes the same Medium guids with its own words.
+    forged = re.sub(rb"<content:encoded>.*?</content:encoded>",
+                    rb"<content:encoded><![CDATA[<p>Taken over.</p>]]></content:encoded>",
+                    body, flags=re.S)  # fmt: skip
+    assert forged.count(b"Taken over.") == 10 and forged.count(b"https://medium.com/p/") >= 10
+    url = feed_server.serve("/feed/forged", forged, content_type=MEDIUM_XML)
+    hostile = add(blog_sessions, url.replace("127.0.0.1", "localhost"))
+    result = poll(blog_sessions, hostile)
+
+    assert result.outcome == "stored"
+    assert not set(result.changed_post_ids) & before.keys()
+    after = {post.id: (post.key, post.content_hash) for post in posts(blog_sessions)}
+    assert {post_id: after[post_id] for post_id in before} == before
+    # What it published is its own, keyed within its feed.
+    assert all(
+        after[post_id][0].startswith(f"{hostile}:guid:") for post_id in after.keys() - before.keys()
+    )
+
+
+def test_a_story_belongs_to_the_feed_that_stored_it_until_that_feed_goes(
+    blog_sessions, feed_server
+):
+    body = medium_feed("mauromadeit-user-2018.xml")
+    publication = add(blog_sessions, feed_server.serve("/feed/pub", body, content_type=MEDIUM_XML))
+    poll(blog_sessions, publication)
+    # The author's feed carries the same stories, each a little different.
+    other = body.replace(b"<content:encoded><![CDATA[", b"<content:encoded><![CDATA[<p>Repost.</p>")
+    assert other.count(b"Repost.") == 10
+    author = add(blog_sessions, feed_server.serve("/feed/@author", other, content_type=MEDIUM_XML))
+    assert poll(blog_sessions, author).changed_post_ids == []
+    assert not any("Repost." in post.content_html for post in posts(blog_sessions))
+    assert {post.feed_id for post in posts(blog_sessions)} == {publication}
+
+    with session_scope(blog_sessions) as session:
+        feeds.remove_feed(session, publication)
+    assert len(poll(blog_sessions, author).changed_post_ids) == 10
+    stored = posts(blog_sessions)
+    assert len(stored) == 10 and all("Repost." in post.content_html for post in stored)
+    assert {post.feed_id for post in stored} == {author}
 
 
 def test_a_changed_story_is_updated_and_one_that_drops_out_is_kept(blog_sessions, feed_server):

@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from services.blog.sanitizer import clean_content, excerpt, plain_text, sanitize
+from services.blog.sanitizer import clean_content, excerpt, nesting_depth, plain_text, sanitize
 from tests.blog.conftest import CORPORA
+from tests.growth import LARGE, MAX_GROWTH, SMALL, growth, repeated
 
 DANGER = re.compile(
     r"<\s*(script|style|iframe|object|embed|form|input|svg|math|base|meta|link)\b"
@@ -104,3 +105,48 @@ def test_content_reports_lead_image_and_reading_time():
     assert content.reading_minutes == 3  # 530 words at 265 a minute, plus 12 s for the image
     assert "originally published" in content.html  # the footer stays, as a link
     assert "originally published" not in content.excerpt
+
+
+def test_embeds_inside_and_around_text_and_unclosed_ones():
+    embed = '<iframe src="https://example.org/v">inner</iframe>'
+    assert sanitize(f"<p>a</p>{embed}<p>b</p>") == (
+        '<p>a</p><p><a href="https://example.org/v" rel="nofollow noopener">'
+        "https://example.org/v</a></p><p>b</p>"
+    )
+    # No closing tag: the opening tag alone becomes the link; "<iframes>" is not an iframe.
+    assert "https://example.org/w</a>" in sanitize('<iframe src="https://example.org/w">tail')
+    assert sanitize("<iframes>x</iframes>") == "x"
+
+
+def test_html_nested_beyond_any_story_is_kept_as_its_text():
+    assert nesting_depth("<div><p>a<p>b<ul><li>c<li>d</ul></div><br><img src=x>") == 2
+    deep = "<div>" * 150 + "<p>Deep <b>words</b></p><script>x()</script>" + "</div>" * 150
+    assert nesting_depth(deep) == 151
+    html = sanitize(deep)
+    assert "Deep" in html and "words" in html and "<" not in html.replace("&lt;", "")
+    # As deep as real stories go, the markup stays.
+    shallow = "<blockquote>" * 20 + "<p>Quoted</p>" + "</blockquote>" * 20
+    assert sanitize(shallow).count("<blockquote>") == 20
+
+
+FLOODS = {
+    "iframes": "<iframe>",  # an item of 20,000 of them took over 40 s
+    "iframes never closed": '<iframe src="https://example.org/x">',
+    "iframe tags never ended": "<iframe ",
+    "images never ended": "<img",
+    "paragraphs never ended": "<p ",
+    "captions": "<figure><figcaption>x",
+    "footers": "was originally published in ",
+    "attributes": '<img alt="a-a-a-a-a-a-a-a-a-a',
+    # Block elements never closed: the HTML parser's own cost grows with their depth.
+    "divs never closed": "<div>x",
+    "lists never closed": "<ul><li>x",
+    "definitions never closed": "<dl><dt>x",
+    "preformatted never closed": "<pre>x",
+}
+
+
+@pytest.mark.parametrize("unit", FLOODS.values(), ids=FLOODS.keys())
+def test_cleaning_a_flood_of_one_tag_takes_linear_time(unit):
+    ratio = growth(clean_content, repeated(unit, SMALL), repeated(unit, LARGE))
+    assert ratio < MAX_GROWTH, f"{ratio:.0f}x from {SMALL:,} to {LARGE:,} characters"
