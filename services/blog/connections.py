@@ -28,7 +28,7 @@ from urllib3.util.connection import create_connection
 from services.blog.addresses import resolve
 
 
-class _CheckedAddress:
+class CheckedAddress:
     """Replaces urllib3's ``HTTPConnection._new_conn`` (same errors, same audit event); its
     only change is where the socket goes."""
 
@@ -65,19 +65,19 @@ class _CheckedAddress:
         raise failure
 
 
-class _PublicHTTPConnection(_CheckedAddress, HTTPConnection):
+class _PublicHTTPConnection(CheckedAddress, HTTPConnection):
     pass
 
 
-class _PublicHTTPSConnection(_CheckedAddress, HTTPSConnection):
+class _PublicHTTPSConnection(CheckedAddress, HTTPSConnection):
     pass
 
 
-class _AnyHTTPConnection(_CheckedAddress, HTTPConnection):
+class _AnyHTTPConnection(CheckedAddress, HTTPConnection):
     allow_private = True
 
 
-class _AnyHTTPSConnection(_CheckedAddress, HTTPSConnection):
+class _AnyHTTPSConnection(CheckedAddress, HTTPSConnection):
     allow_private = True
 
 
