@@ -189,6 +189,12 @@ def test_the_connection_goes_to_the_resolved_address_and_the_host_header_keeps_t
     assert resolver.lookups["feeds.example"] == 1
 
 
+def test_a_literal_ipv6_address_is_connected_to_where_private_feeds_are_allowed():
+    with feed_server("::1") as (port, seen):
+        assert fetch(f"http://[::1]:{port}/feed", allow_private=True).body == FEED
+    assert seen.hosts == [f"[::1]:{port}"]
+
+
 def test_a_kept_alive_connection_is_reused_without_a_new_lookup(resolver):
     resolver.answer("feeds.example", ["127.0.0.1"])
     session = new_session(allow_private=True)
