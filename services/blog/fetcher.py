@@ -5,7 +5,6 @@ forgery is the risk)."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -14,6 +13,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+
+from services.blog.addresses import BlockedAddress, resolve
+from services.blog.connections import new_session
 
 USER_AGENT = "SisterCitiesFeedFetcher/0.1 (+https://github.com/sister-cities; feed syndication)"
 MAX_BYTES = 10 * 1024 * 1024
@@ -52,34 +54,41 @@ class FetchResult:
 _local = threading.local()
 
 
-def _thread_session() -> requests.Session:
+def _thread_session(allow_private: bool) -> requests.Session:
     # One session per thread: connections to a host are kept alive from one fetch to the
     # next (most feeds live on medium.com), and a session is never shared between threads.
-    if not hasattr(_local, "session"):
-        session = requests.Session()
-        # Settings come from the settings object, not from proxy variables and .netrc in the
-        # environment (reading those took a millisecond per fetch).
-        session.trust_env = False
-        _local.session = session
-    return _local.session
+    # One per policy too, so a connection let through to a private address is never reused
+    # by a fetch that forbids them.
+    if not hasattr(_local, "sessions"):
+        _local.sessions = {}
+    sessions = _local.sessions
+    if allow_private not in sessions:
+        sessions[allow_private] = new_session(allow_private)
+    return sessions[allow_private]
 
 
 def check_url(url: str, allow_private: bool) -> None:
+    """Refuse before any connection what cannot be fetched: another scheme, a host name that
+    does not resolve or resolves to a private address. The connection checks the address
+    again when it resolves the name itself (services.blog.connections): this check alone
+    would leave a second lookup unchecked."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError("bad_url", "only http and https feed addresses can be fetched")
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or None, type=socket.SOCK_STREAM)
+        resolve(parts.hostname, parts.port, allow_private)
     except socket.gaierror as error:
         raise FetchError("dns", f"the feed's host name does not resolve ({error})") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise FetchError(
-                "blocked_address", "the feed's host resolves to a private or local address"
-            )
+    except UnicodeError:
+        raise FetchError("bad_url", "the feed's host name is not a valid name") from None
+    except BlockedAddress:
+        raise _blocked() from None
+
+
+def _blocked() -> FetchError:
+    return FetchError("blocked_address", "the feed's host resolves to a private or local address")
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -99,8 +108,11 @@ def fetch(
     total_seconds: float = TOTAL_SECONDS,
     session: requests.Session | None = None,
 ) -> FetchResult:
-    """GET ``url`` (conditionally). Raises ``FetchError`` for anything but 200 or 304."""
-    session = session or _thread_session()
+    """GET ``url`` (conditionally). Raises ``FetchError`` for anything but 200 or 304.
+
+    A ``session`` given must come from ``connections.new_session`` with the same
+    ``allow_private``: another would connect to whatever a second lookup answers."""
+    session = session or _thread_session(allow_private)
     deadline = time.monotonic() + total_seconds
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip, deflate"}
     if etag:
@@ -113,6 +125,8 @@ def fetch(
             response = session.get(
                 url, headers=headers, timeout=timeout, stream=True, allow_redirects=False
             )
+        except BlockedAddress:
+            raise _blocked() from None
         except requests.Timeout:
             raise FetchError("timeout", "the feed's server did not answer in time") from None
         except requests.RequestException as error:
