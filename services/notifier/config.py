@@ -63,9 +63,12 @@ def _development_key(data_dir: Path) -> str:
     path = data_dir / DEV_KEY_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        draft = data_dir / f".{DEV_KEY_FILE}.{os.getpid()}"
-        draft.write_text(secrets.token_urlsafe(32))
-        draft.chmod(0o600)
+        draft = data_dir / f".{DEV_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        # Readable by its owner alone from the moment it exists, whatever the umask: a file
+        # written first and restricted after can be opened by anyone in between.
+        descriptor = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
         with contextlib.suppress(FileExistsError):
             os.link(draft, path)  # fails if another process was first; its key wins
         draft.unlink()
