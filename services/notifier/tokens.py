@@ -16,6 +16,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from shared.errors import InvalidInput
 
 CONFIRM_MAX_AGE = timedelta(days=7)
+MAX_TOKEN_CHARS = 500
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 
 
@@ -32,7 +33,7 @@ class Tokens:
     def read(self, purpose: str, token: str) -> tuple[int, str]:
         """(subscriber id, address fingerprint); ``InvalidInput`` for anything else."""
         max_age = CONFIRM_MAX_AGE.total_seconds() if purpose == "confirm" else None
-        if not isinstance(token, str) or len(token) > 500:
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
             raise InvalidInput("this link is not valid")
         try:
             subscriber_id, mark = self._serializers[purpose].loads(token, max_age=max_age)
