@@ -94,7 +94,10 @@ def run(demo: bool) -> None:
             supervisor.start(service, [*me, "worker", service], env)
         supervisor.start("beat", [*me, "beat"], env)
         supervisor.start("relay", [*me, "relay"], env)
-        supervisor.start("mailbox", [*me, "notifier", "mailbox"], env)
+        # The mailbox checks unsubscribe tokens: it gets that key alone, never SECRET_KEY.
+        mailbox_env = {name: value for name, value in env.items() if name != "SECRET_KEY"}
+        mailbox_env["UNSUBSCRIBE_KEY"] = notifier.unsubscribe_key()
+        supervisor.start("mailbox", [*me, "notifier", "mailbox"], mailbox_env)
         _load_demo_if_wanted(supervisor, env, demo)
     except Exception as error:
         supervisor.say("run", f"could not start: {error}")

@@ -34,8 +34,8 @@ from urllib.parse import unquote
 from aiosmtpd.controller import Controller
 
 from services.notifier import mail
-from services.notifier.config import NotifierSettings
-from services.notifier.tokens import MAX_TOKEN_CHARS, Tokens
+from services.notifier.config import MailboxSettings
+from services.notifier.tokens import MAX_TOKEN_CHARS, TokenReader, unsubscribe_checker
 from shared.celery_app import RETRYABLE_ERRORS, make_celery
 from shared.errors import InvalidInput
 from shared.logs import get_logger
@@ -83,7 +83,7 @@ def token_candidates(text: str) -> list[str]:
     return candidates
 
 
-def token_in(subject: str, tokens: Tokens) -> str | None:
+def token_in(subject: str, tokens: TokenReader) -> str | None:
     """The first validly signed unsubscribe token anywhere in the subject ("Re:", other words
     and spaces around it are fine; so is a subject some client left percent-encoded)."""
     subject = subject[:MAX_SUBJECT_CHARS]
@@ -100,7 +100,7 @@ def token_in(subject: str, tokens: Tokens) -> str | None:
 class UnsubscribeMailbox:
     """aiosmtpd's handler: which recipients it takes, and what it does with a message."""
 
-    def __init__(self, address: str, tokens: Tokens, hand_over: Callable[[str], None]):
+    def __init__(self, address: str, tokens: TokenReader, hand_over: Callable[[str], None]):
         self.address = address.lower()
         self.tokens = tokens
         self.hand_over = hand_over
@@ -131,7 +131,7 @@ class UnsubscribeMailbox:
         return "250 2.0.0 OK"
 
 
-def celery_hand_over(settings: NotifierSettings) -> Callable[[str], None]:
+def celery_hand_over(settings: MailboxSettings) -> Callable[[str], None]:
     """Send the token to the notifier's worker; raises when the broker cannot be reached (after
     a short retry: the SMTP client is waiting for its answer)."""
     app = make_celery("notifier-mailbox", settings)
@@ -154,7 +154,7 @@ class _WithoutPeers(logging.Filter):
 
 
 def start(
-    settings: NotifierSettings,
+    settings: MailboxSettings,
     host: str,
     port: int,
     hand_over: Callable[[str], None] | None = None,
@@ -163,7 +163,7 @@ def start(
     logging.getLogger("mail.log").addFilter(_WithoutPeers())
     mailbox = UnsubscribeMailbox(
         mail.unsubscribe_address(settings.mail_from),
-        Tokens(settings.signing_key()),
+        unsubscribe_checker(settings.checking_key()),
         hand_over or celery_hand_over(settings),
     )
     controller = Controller(
@@ -179,7 +179,7 @@ def start(
     return controller
 
 
-def serve(settings: NotifierSettings, host: str, port: int) -> None:
+def serve(settings: MailboxSettings, host: str, port: int) -> None:
     controller = start(settings, host, port)
     log.info("mailbox_listening", host=host, port=port)
     stop = threading.Event()

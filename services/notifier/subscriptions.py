@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.notifier.models import FREQUENCIES, KnownCity, Subscriber
-from services.notifier.tokens import Tokens, same_address
+from services.notifier.tokens import Tokens
 from shared.errors import InvalidInput
 
 CONFIRMATION_INTERVAL = timedelta(minutes=10)
@@ -78,7 +78,7 @@ def subscribe(
 def from_token(session: Session, tokens: Tokens, purpose: str, token: str) -> Subscriber:
     subscriber_id, mark = tokens.read(purpose, token)
     subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or not same_address(mark, subscriber.email):
+    if subscriber is None or not tokens.same_address(mark, subscriber.email):
         raise InvalidInput("this link is not valid")
     return subscriber
 

@@ -23,7 +23,7 @@ SEND_TASK = "notifier.send_digests"
 
 @functools.cache
 def tokens() -> Tokens:
-    return Tokens(runtime.settings.signing_key())
+    return Tokens(runtime.settings.mail_token_key())
 
 
 def mail_settings() -> deliveries.MailSettings:

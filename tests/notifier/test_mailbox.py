@@ -16,8 +16,8 @@ import pytest
 import structlog
 
 from services.notifier import mailbox
-from services.notifier.config import load_settings
-from services.notifier.tokens import Tokens
+from services.notifier.config import load_mailbox_settings
+from services.notifier.tokens import Tokens, purpose_key
 from tests.notifier.conftest import KEY
 from tests.stack import free_port
 
@@ -25,8 +25,9 @@ ADDRESS = "unsubscribe@sister.example"
 
 
 def settings_for(tmp_path, **more):
-    return load_settings({
-        "ENVIRONMENT": "test", "DATA_DIR": str(tmp_path), "SECRET_KEY": KEY,
+    return load_mailbox_settings({
+        "ENVIRONMENT": "test", "DATA_DIR": str(tmp_path),
+        "UNSUBSCRIBE_KEY": purpose_key(KEY, "unsubscribe"),
         "MAIL_FROM": "Sister Cities <news@sister.example>", **more,
     })  # fmt: skip
 

@@ -9,7 +9,6 @@ from itsdangerous import URLSafeTimedSerializer
 
 from services.notifier import subscriptions
 from services.notifier.models import Subscriber
-from services.notifier.tokens import fingerprint
 from shared.db import session_scope
 from shared.errors import InvalidInput
 from shared.events import utcnow
@@ -86,7 +85,7 @@ def test_tokens_work_once_for_their_purpose_address_and_time(
         (
             "confirm",
             URLSafeTimedSerializer("another key", salt="sistercities.confirm").dumps(
-                [ada, fingerprint("ada@example.org")]
+                [ada, tokens.fingerprint("ada@example.org")]
             ),
         ),
         ("confirm", tokens.make("confirm", 999_999, "ada@example.org")),  # unknown subscriber
