@@ -15,6 +15,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import NamedTuple
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -24,6 +25,15 @@ from shared.keys import derive_key
 CONFIRM_MAX_AGE = timedelta(days=7)
 MAX_TOKEN_CHARS = 500
 PURPOSES = ("confirm", "unsubscribe", "preferences")
+
+
+class Link(NamedTuple):
+    """What a valid token says: whose link it is, for which address, and (a confirmation
+    link) which confirmation mail it came in."""
+
+    subscriber_id: int
+    mark: str
+    round: int | None = None
 
 
 def purpose_key(mail_token_key: str, purpose: str) -> str:
@@ -39,20 +49,24 @@ class TokenReader:
             for purpose, key in keys.items()
         }
 
-    def read(self, purpose: str, token: str) -> tuple[int, str]:
-        """(subscriber id, address fingerprint); ``InvalidInput`` for anything else."""
+    def read(self, purpose: str, token: str) -> Link:
+        """The link a token stands for; ``InvalidInput`` for anything else."""
         max_age = CONFIRM_MAX_AGE.total_seconds() if purpose == "confirm" else None
         if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
             raise InvalidInput("this link is not valid")
         try:
-            subscriber_id, mark = self._serializers[purpose].loads(token, max_age=max_age)
+            link = Link(*self._serializers[purpose].loads(token, max_age=max_age))
         except SignatureExpired:
             raise InvalidInput("this link has expired; subscribe again for a new one") from None
         except (BadSignature, ValueError, TypeError):
             raise InvalidInput("this link is not valid") from None
-        if not isinstance(subscriber_id, int) or not isinstance(mark, str):
+        if not (
+            isinstance(link.subscriber_id, int)
+            and isinstance(link.mark, str)
+            and isinstance(link.round, int | None)
+        ):
             raise InvalidInput("this link is not valid")
-        return subscriber_id, mark
+        return link
 
 
 class Tokens(TokenReader):
@@ -62,8 +76,9 @@ class Tokens(TokenReader):
         super().__init__({purpose: purpose_key(mail_token_key, purpose) for purpose in PURPOSES})
         self._address_key = derive_key(mail_token_key, "mail-token.address").encode()
 
-    def make(self, purpose: str, subscriber_id: int, email: str) -> str:
-        return self._serializers[purpose].dumps([subscriber_id, self.fingerprint(email)])
+    def make(self, purpose: str, subscriber_id: int, email: str, round: int | None = None) -> str:
+        link = [subscriber_id, self.fingerprint(email)]
+        return self._serializers[purpose].dumps(link if round is None else [*link, round])
 
     def fingerprint(self, email: str) -> str:
         return hmac.new(self._address_key, email.encode(), hashlib.sha256).hexdigest()[:16]
