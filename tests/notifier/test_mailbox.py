@@ -14,6 +14,8 @@ from email.message import EmailMessage
 
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.notifier import mailbox
 from services.notifier.config import load_mailbox_settings
@@ -252,3 +254,29 @@ def test_a_hostile_subject_does_not_keep_the_mailbox_from_answering_others(runni
     first.join()
     assert answers == ["second: EHLO and NOOP answered", "first: 250 for the hostile message"]
     assert running.handed_over == [token]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    headers=st.lists(st.binary(max_size=300), max_size=8),
+    subject=st.text(max_size=600),
+    body=st.binary(max_size=200),
+)
+def test_any_message_gives_a_short_subject_or_none_and_no_forged_token(headers, subject, body):
+    data = b"\r\n".join([*headers, b"Subject: " + subject.encode("utf-8", "replace")])
+    data += b"\r\n\r\n" + body
+    found = mailbox.subject_of(data)
+    assert isinstance(found, str) and len(found) <= mailbox.MAX_SUBJECT_CHARS
+    assert mailbox.token_in(found, Tokens(KEY)) is None
+
+
+# Words without dots: a subject of more token-shaped words than MAX_CANDIDATES is not searched
+# to its end, by design.
+WORDS = st.text(st.characters(exclude_characters="."), max_size=200)
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=WORDS, after=WORDS)
+def test_a_good_token_is_found_between_any_words(before, after):
+    token = Tokens(KEY).make("unsubscribe", 7, "ada@example.org")
+    assert mailbox.token_in(f"{before} {token} {after}", Tokens(KEY)) == token
