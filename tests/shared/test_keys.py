@@ -8,6 +8,7 @@ import pytest
 from services.gateway.config import GatewaySettings
 from services.notifier.config import load_mailbox_settings, load_settings
 from shared.settings import ConfigError
+from sistercities.cli import mailbox_environment
 
 LONG_KEY = "a-long-random-string-for-this-test-of-keys"
 
@@ -42,3 +43,11 @@ def test_the_mailbox_needs_its_own_key_in_production_and_never_holds_secret_key(
     )
     assert settings.checking_key() == notifier.unsubscribe_key()
     assert LONG_KEY not in repr(settings)
+
+
+def test_sistercities_run_hands_the_mailbox_its_key_and_not_secret_key(tmp_path):
+    env = production(tmp_path, SECRET_KEY=LONG_KEY, REDIS_URL="redis://127.0.0.1:6379/0")
+    notifier = load_settings(env)
+    mailbox_env = mailbox_environment(env, notifier)
+    assert "SECRET_KEY" not in mailbox_env and LONG_KEY not in mailbox_env.values()
+    assert load_mailbox_settings(mailbox_env).checking_key() == notifier.unsubscribe_key()
