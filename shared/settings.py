@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from shared.keys import MIN_SECRET_KEY_CHARS
 from shared.redis_connection import DEFAULT_SENTINEL_MASTER, is_sentinel_url, parse_sentinel_url
 
 T = TypeVar("T")
@@ -148,6 +149,23 @@ class EnvReader:
     def require(self, name: str, value: Any, why: str) -> None:
         if not value:
             self.problems.append(f"{name} must be set {why}")
+
+    def secret_key(self, environment: str) -> str | None:
+        """SECRET_KEY, which production requires, long enough not to be guessed."""
+        key = self.str("SECRET_KEY")
+        if environment != "production":
+            return key
+        how = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' makes one"
+        if not key:
+            self.problems.append(
+                f"SECRET_KEY must be set in production (a long random string: {how})"
+            )
+        elif len(key) < MIN_SECRET_KEY_CHARS:
+            self.problems.append(
+                f"SECRET_KEY must be at least {MIN_SECRET_KEY_CHARS} characters in production "
+                f"(it has {len(key)}; {how})"
+            )
+        return key
 
     def done(self) -> None:
         if self.problems:

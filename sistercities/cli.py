@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import redis
@@ -27,6 +27,9 @@ from shared.redis_connection import connect, is_sentinel_url
 from shared.routing import SERVICES
 from shared.settings import ConfigError, ServiceSettings
 from sistercities.config import LauncherSettings
+
+if TYPE_CHECKING:
+    from services.notifier.config import NotifierSettings
 from sistercities.supervisor import Supervisor
 
 T = TypeVar("T")
@@ -94,7 +97,9 @@ def run(demo: bool) -> None:
             supervisor.start(service, [*me, "worker", service], env)
         supervisor.start("beat", [*me, "beat"], env)
         supervisor.start("relay", [*me, "relay"], env)
-        supervisor.start("mailbox", [*me, "notifier", "mailbox"], env)
+        supervisor.start(
+            "mailbox", [*me, "notifier", "mailbox"], mailbox_environment(env, notifier)
+        )
         _load_demo_if_wanted(supervisor, env, demo)
     except Exception as error:
         supervisor.say("run", f"could not start: {error}")
@@ -103,6 +108,13 @@ def run(demo: bool) -> None:
     url = f"http://{settings.host}:{settings.port}"
     threading.Thread(target=_announce_ready, args=(supervisor, url), daemon=True).start()
     sys.exit(supervisor.wait())
+
+
+def mailbox_environment(env: dict[str, str], notifier: NotifierSettings) -> dict[str, str]:
+    """The mailbox checks unsubscribe tokens: it gets that key alone, never SECRET_KEY."""
+    mailbox_env = {name: value for name, value in env.items() if name != "SECRET_KEY"}
+    mailbox_env["UNSUBSCRIBE_KEY"] = notifier.unsubscribe_key()
+    return mailbox_env
 
 
 def _require_free_port(host: str, port: int, variable: str) -> None:

@@ -55,4 +55,5 @@ def known_variables() -> set[str]:
     GatewaySettings.from_env(environ)
     for service in SERVICES:
         importlib.import_module(f"services.{service}.config").load_settings(environ)
+    importlib.import_module("services.notifier.config").load_mailbox_settings(environ)
     return environ.asked

@@ -204,7 +204,11 @@ def test_each_process_starts_with_valid_settings_and_real_backing_services(
     """Each container's environment passes its process's own validation, with its database
     on PostgreSQL and its Redis given: nothing falls back to SQLite or an embedded Redis in the
     pod's throwaway DATA_DIR."""
-    filled = {**secret, "SECRET_KEY": "a-long-random-string-for-this-test"}
+    filled = {
+        **secret,
+        "SECRET_KEY": "a-long-random-string-for-this-test",
+        "UNSUBSCRIBE_KEY": "u" * 64,
+    }
     for name, workload in workloads.items():
         environ = container_environment(workload, config, filled)
         process = container(workload)["command"][1]
@@ -215,7 +219,7 @@ def test_each_process_starts_with_valid_settings_and_real_backing_services(
             settings = [config_module.load_settings(environ)]
         elif process in SERVICES:  # a service's own command: `sistercities notifier mailbox`
             config_module = importlib.import_module(f"services.{process}.config")
-            settings = [config_module.load_settings(environ)]
+            settings = [config_module.load_mailbox_settings(environ)]
         else:
             settings = [LauncherSettings.from_env(environ)]
             if process in ("relay", "migrate"):
@@ -239,6 +243,11 @@ def test_the_blank_secret_template_stops_the_processes_that_sign_links(deploymen
     ):
         with pytest.raises(ConfigError, match="SECRET_KEY"):
             load(container_environment(deployments[name], config, secret))
+    load_mailbox_settings = importlib.import_module(
+        "services.notifier.config"
+    ).load_mailbox_settings
+    with pytest.raises(ConfigError, match="UNSUBSCRIBE_KEY"):
+        load_mailbox_settings(container_environment(deployments["mailbox"], config, secret))
 
 
 def test_beat_runs_once(objects, deployments):
@@ -328,8 +337,8 @@ def test_the_mailbox_takes_smtp_on_port_25_from_unprivileged_pods(
 ):
     mailbox = deployments["mailbox"]
     spec = container(mailbox)
-    environ = container_environment(mailbox, config, {**secret, "SECRET_KEY": "k" * 32})
-    settings = importlib.import_module("services.notifier.config").load_settings(environ)
+    environ = container_environment(mailbox, config, {**secret, "UNSUBSCRIBE_KEY": "k" * 64})
+    settings = importlib.import_module("services.notifier.config").load_mailbox_settings(environ)
     assert (settings.mailbox_host, settings.mailbox_port) == ("0.0.0.0", 2525)
     [smtp] = spec["ports"]
     assert smtp["containerPort"] == settings.mailbox_port > 1024  # no capability to bind 25
@@ -338,9 +347,10 @@ def test_the_mailbox_takes_smtp_on_port_25_from_unprivileged_pods(
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(25, smtp["name"])]
     for probe in ("readinessProbe", "livenessProbe"):
         assert spec[probe]["tcpSocket"]["port"] == smtp["name"]
-    # What it needs and nothing more: the broker, and the key that checks tokens.
+    # What it needs and nothing more: the broker, and the key that checks unsubscribe tokens
+    # (not SECRET_KEY, which signs every link and session).
     given = {variable["name"] for variable in spec["env"] if "valueFrom" in variable}
-    assert given == {"REDIS_URL", "SECRET_KEY"}
+    assert given == {"REDIS_URL", "UNSUBSCRIBE_KEY"}
 
 
 def test_pods_run_unprivileged_on_a_read_only_root(workloads, config):

@@ -50,7 +50,7 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     # the nine hooks of every request, whether it is a coroutine function.
     app.ensure_sync = lambda function: function
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=settings.session_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
         DESCRIPTION=(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.gateway.rate_limits import parse_rules
+from shared.keys import SESSIONS, derive_key
 from shared.settings import CommonSettings, EnvReader
 
 # Long enough for any real form or CSV upload the API accepts, small enough to refuse abuse.
@@ -35,10 +36,8 @@ class GatewaySettings(CommonSettings):
         env = EnvReader(environ)
         common = CommonSettings.read(env)
         port = env.int("PORT", 8000, 1, 65535)
-        secret_key = env.str("SECRET_KEY")
+        secret_key = env.secret_key(common["environment"])
         admin_token = env.str("ADMIN_TOKEN")
-        if common["environment"] == "production":
-            env.require("SECRET_KEY", secret_key, "in production (a long random string)")
         if admin_token is not None and len(admin_token) < 16:
             env.problems.append("ADMIN_TOKEN must be at least 16 characters")
         settings = cls(
@@ -71,6 +70,12 @@ class GatewaySettings(CommonSettings):
                 env.problems.append(f'{name} must look like "10/second;300/minute"')
         env.done()
         return settings
+
+    @property
+    def session_key(self) -> str:
+        """Flask's key (sessions, CSRF tokens): SECRET_KEY's key for sessions, so nothing
+        the gateway signs can pass for a mail token, nor the other way round."""
+        return derive_key(self.secret_key, SESSIONS)
 
     @property
     def metrics_dir(self) -> Path:

@@ -61,17 +61,45 @@ def _link_error(error: ServiceError):
 
 
 @bp.get("/subscriptions/confirm/<token>")
-@bp.doc(summary="Page: confirm a subscription (the mailed link)", tags=["Pages"], responses=PAGE)
+@bp.doc(summary="Page: asks before confirming (the mailed link)", tags=["Pages"], responses=PAGE)
+def confirm_page(token: str):
+    """Mail scanners follow the links in mail: opening the link only asks."""
+    try:
+        subscriber = service_client().call("notifier.check_confirmation_link", token)
+    except ServiceError as error:
+        return _link_error(error)
+    if subscriber["status"] == "confirmed":
+        return _already_confirmed(subscriber)
+    return _page("confirm", email=subscriber["email"], frequency=subscriber["frequency"])
+
+
+@bp.post("/subscriptions/confirm/<token>")
+@bp.doc(summary="Confirm a subscription (the page's button)", tags=["Pages"], responses=PAGE)
 def confirm(token: str):
     try:
         subscriber = service_client().call("notifier.confirm_subscription", token)
     except ServiceError as error:
         return _link_error(error)
+    if not subscriber["confirmed_now"]:
+        return _already_confirmed(subscriber)
     return _page(
         "message",
         heading="Subscription confirmed",
         text=f"Digests will go to {subscriber['email']}, {subscriber['frequency']}.",
         preferences_url=f"/preferences/{subscriber['preferences_token']}",
+    )
+
+
+def _already_confirmed(subscriber: dict):
+    return _page(
+        "message",
+        heading="Already confirmed",
+        text=f"This link was used: digests already go to {subscriber['email']}.",
+        preferences_url=(
+            f"/preferences/{subscriber['preferences_token']}"
+            if "preferences_token" in subscriber
+            else None
+        ),
     )
 
 

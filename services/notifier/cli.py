@@ -57,15 +57,28 @@ def send_command(frequency: str) -> None:
 @click.option("--port", type=int, help="Listen on this port  [default: MAILBOX_PORT, 2525]")
 def mailbox_command(host: str | None, port: int | None) -> None:
     """Run the SMTP server that takes mail to unsubscribe@ (the List-Unsubscribe mailto)."""
-    from services.notifier.config import load_settings
+    from services.notifier.config import load_mailbox_settings
     from services.notifier.mailbox import serve
     from shared.logs import configure_logging
     from shared.settings import ConfigError
 
     try:
-        settings = load_settings()
+        settings = load_mailbox_settings()
     except ConfigError as error:
         click.echo(f"sistercities: {error}", err=True)
         sys.exit(2)  # as every other process stops on bad settings
     configure_logging(settings, "mailbox")
     serve(settings, host or settings.mailbox_host, port or settings.mailbox_port)
+
+
+@notifier_cli.command("unsubscribe-key")
+def unsubscribe_key_command() -> None:
+    """Print UNSUBSCRIBE_KEY for the mailbox: derived from SECRET_KEY, it checks unsubscribe
+    tokens and signs nothing else, so the mailbox never holds SECRET_KEY."""
+    from services.notifier.config import load_settings
+    from shared.settings import ConfigError
+
+    try:
+        click.echo(load_settings().unsubscribe_key())
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None

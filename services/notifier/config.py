@@ -1,4 +1,5 @@
-"""The notifier's settings: its database, where mail goes, and the key that signs links."""
+"""The notifier's settings (its database, where mail goes, the key that signs links) and the
+unsubscribe mailbox's (no database, and only the key that checks unsubscribe tokens)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.settings import SMTP_SCHEMES, EnvReader, ServiceSettings
+from services.notifier.tokens import purpose_key
+from shared.keys import MAIL_TOKENS, MIN_SECRET_KEY_CHARS, derive_key
+from shared.settings import SMTP_SCHEMES, CommonSettings, EnvReader, ServiceSettings
 
 DEV_KEY_FILE = "secret.key"
 MAX_BASE_URL_CHARS = 300
+DEFAULT_MAIL_FROM = "Sister Cities <news@sistercities.localhost>"
 
 
 @dataclass(frozen=True)
 class NotifierSettings(ServiceSettings):
     smtp_url: str = "smtp://127.0.0.1:1025"
-    mail_from: str = "Sister Cities <news@sistercities.localhost>"
-    secret_key: str | None = None  # development without one: see ``signing_key``
+    mail_from: str = DEFAULT_MAIL_FROM
+    secret_key: str | None = None  # development without one: see ``mail_token_key``
     public_base_url: str = "http://127.0.0.1:8000"
     # Messages a second across all notifier workers (0: as fast as the server takes them).
     mail_rate: float = 0.0
@@ -31,9 +35,7 @@ class NotifierSettings(ServiceSettings):
 
     @classmethod
     def read_own(cls, env: EnvReader, common: dict[str, Any]) -> dict[str, Any]:
-        secret_key = env.str("SECRET_KEY")
-        if common["environment"] == "production":
-            env.require("SECRET_KEY", secret_key, "in production (a long random string)")
+        secret_key = env.secret_key(common["environment"])
         port = env.int("PORT", 8000, 1, 65535)
         public_base_url = env.url(
             "PUBLIC_BASE_URL", f"http://127.0.0.1:{port}", ("http", "https")
@@ -43,17 +45,71 @@ class NotifierSettings(ServiceSettings):
             env.problems.append(f"PUBLIC_BASE_URL is longer than {MAX_BASE_URL_CHARS} characters")
         return {
             "smtp_url": env.url("SMTP_URL", "smtp://127.0.0.1:1025", SMTP_SCHEMES),
-            "mail_from": env.str("MAIL_FROM", "Sister Cities <news@sistercities.localhost>"),
             "secret_key": secret_key,
             "public_base_url": public_base_url,
             "mail_rate": env.float("MAIL_RATE", 0.0, 0.0, 100_000.0),
             "digest_batch": env.int("DIGEST_BATCH", 200, 1, 10_000),
-            "mailbox_host": env.str("MAILBOX_HOST", "127.0.0.1"),
-            "mailbox_port": env.int("MAILBOX_PORT", 2525, 1, 65535),
+            **_mailbox_values(env),
         }
 
-    def signing_key(self) -> str:
-        return self.secret_key or _development_key(self.data_dir)
+    def mail_token_key(self) -> str:
+        """The key of the links in mail: SECRET_KEY's for mail tokens, never the sessions'."""
+        return derive_key(self.secret_key or _development_key(self.data_dir), MAIL_TOKENS)
+
+    def unsubscribe_key(self) -> str:
+        """What the mailbox is given (UNSUBSCRIBE_KEY): it checks unsubscribe tokens only."""
+        return purpose_key(self.mail_token_key(), "unsubscribe")
+
+
+def _mailbox_values(env: EnvReader) -> dict[str, Any]:
+    """What the notifier and its mailbox both read: the sender, and where the mailbox is."""
+    return {
+        "mail_from": env.str("MAIL_FROM", DEFAULT_MAIL_FROM),
+        "mailbox_host": env.str("MAILBOX_HOST", "127.0.0.1"),
+        "mailbox_port": env.int("MAILBOX_PORT", 2525, 1, 65535),
+    }
+
+
+@dataclass(frozen=True)
+class MailboxSettings(CommonSettings):
+    """The unsubscribe mailbox: no database, and not SECRET_KEY but UNSUBSCRIBE_KEY, derived
+    from it (``sistercities notifier unsubscribe-key`` prints it), which checks unsubscribe
+    tokens and can sign nothing else."""
+
+    mail_from: str
+    mailbox_host: str
+    mailbox_port: int
+    unsubscribe_key: str | None
+    # Development and tests without UNSUBSCRIBE_KEY: derived as the notifier derives it.
+    development: NotifierSettings | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MailboxSettings:
+        env = EnvReader(environ)
+        common = CommonSettings.read(env)
+        key = env.str("UNSUBSCRIBE_KEY")
+        if common["environment"] == "production":
+            env.require(
+                "UNSUBSCRIBE_KEY",
+                key,
+                "for the mailbox in production, instead of SECRET_KEY "
+                "(`sistercities notifier unsubscribe-key` prints it)",
+            )
+        if key is not None and len(key) < MIN_SECRET_KEY_CHARS:
+            env.problems.append(
+                "UNSUBSCRIBE_KEY is too short: give the one "
+                "`sistercities notifier unsubscribe-key` prints"
+            )
+        values = _mailbox_values(env)
+        env.done()
+        development = load_settings(environ) if key is None else None
+        return cls(unsubscribe_key=key, development=development, **values, **common)
+
+    def checking_key(self) -> str:
+        if self.unsubscribe_key is not None:
+            return self.unsubscribe_key
+        assert self.development is not None  # from_env gives one where no key is given
+        return self.development.unsubscribe_key()
 
 
 def _development_key(data_dir: Path) -> str:
@@ -63,9 +119,12 @@ def _development_key(data_dir: Path) -> str:
     path = data_dir / DEV_KEY_FILE
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        draft = data_dir / f".{DEV_KEY_FILE}.{os.getpid()}"
-        draft.write_text(secrets.token_urlsafe(32))
-        draft.chmod(0o600)
+        draft = data_dir / f".{DEV_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        # Readable by its owner alone from the moment it exists, whatever the umask: a file
+        # written first and restricted after can be opened by anyone in between.
+        descriptor = os.open(draft, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
         with contextlib.suppress(FileExistsError):
             os.link(draft, path)  # fails if another process was first; its key wins
         draft.unlink()
@@ -74,3 +133,7 @@ def _development_key(data_dir: Path) -> str:
 
 def load_settings(environ: Mapping[str, str] | None = None) -> NotifierSettings:
     return NotifierSettings.from_env("notifier", environ)
+
+
+def load_mailbox_settings(environ: Mapping[str, str] | None = None) -> MailboxSettings:
+    return MailboxSettings.from_env(environ)

@@ -12,6 +12,10 @@ notifier's worker (``notifier.unsubscribe_by_mail``); it never opens the databas
 - the broker cannot be reached: 451 4.3.0, and the sending server keeps the mail and retries;
 - no token, or one that is not valid: 250 all the same, so nobody learns who subscribes; the
   log says why, never with the token.
+
+Every message is read in a thread of its own, never on the event loop, and only so much of it
+as an honest request needs (the headers, the start of the subject): one hostile message must
+not keep the server from answering the others.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from urllib.parse import unquote
 from aiosmtpd.controller import Controller
 
 from services.notifier import mail
-from services.notifier.config import NotifierSettings
-from services.notifier.tokens import Tokens
+from services.notifier.config import MailboxSettings
+from services.notifier.tokens import MAX_TOKEN_CHARS, TokenReader, unsubscribe_checker
 from shared.celery_app import RETRYABLE_ERRORS, make_celery
 from shared.errors import InvalidInput
 from shared.logs import get_logger
@@ -40,24 +44,50 @@ log = get_logger(__name__)
 
 TASK = "notifier.unsubscribe_by_mail"
 MAX_MESSAGE_BYTES = 64 * 1024
-# An itsdangerous token: payload, timestamp and signature, URL-safe base64 joined by dots.
-_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# Relays prepend Received, DKIM and ARC lines, a few KiB at most; the rest is not parsed.
+MAX_HEADER_BYTES = 32 * 1024
+# "Re: unsubscribe <token>", with room for a client's additions; a token is shorter.
+MAX_SUBJECT_CHARS = 2 * MAX_TOKEN_CHARS
 MAX_CANDIDATES = 5
+# Whatever cannot be part of a token splits the subject into words, each checked whole: one
+# pass over the text, where a pattern searched anywhere in a long run backtracks over it.
+_NOT_IN_A_TOKEN = re.compile(r"[^A-Za-z0-9_.-]+")
 _HEADERS = BytesHeaderParser(policy=default)
 
 
+def headers_of(data: bytes) -> bytes:
+    """The message up to the blank line that ends its headers, and no more than the cap."""
+    head = data[:MAX_HEADER_BYTES]
+    ends = [end for end in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if end >= 0]
+    return head[: min(ends)] + b"\r\n" if ends else head
+
+
 def subject_of(data: bytes) -> str:
-    """The Subject, unfolded and decoded (RFC 2047 encoded words); the body is never parsed."""
+    """The start of the Subject, unfolded and decoded (RFC 2047 encoded words); the body is
+    never parsed."""
     try:
-        return str(_HEADERS.parsebytes(data).get("Subject", ""))
+        subject = _HEADERS.parsebytes(headers_of(data)).get("Subject", "")
+        return str(subject)[:MAX_SUBJECT_CHARS]
     except (email.errors.MessageError, ValueError, LookupError):
         return ""
 
 
-def token_in(subject: str, tokens: Tokens) -> str | None:
+def token_candidates(text: str) -> list[str]:
+    """Words of ``text`` shaped like an itsdangerous token: payload, timestamp and signature,
+    URL-safe base64 joined by two dots (a sentence's full stop around it is dropped)."""
+    candidates = []
+    for word in _NOT_IN_A_TOKEN.split(text):
+        word = word.strip(".")
+        if len(word) <= MAX_TOKEN_CHARS and word.count(".") == 2 and ".." not in word:
+            candidates.append(word)
+    return candidates
+
+
+def token_in(subject: str, tokens: TokenReader) -> str | None:
     """The first validly signed unsubscribe token anywhere in the subject ("Re:", other words
     and spaces around it are fine; so is a subject some client left percent-encoded)."""
-    candidates = _TOKEN.findall(subject) + _TOKEN.findall(unquote(subject))
+    subject = subject[:MAX_SUBJECT_CHARS]
+    candidates = token_candidates(subject) + token_candidates(unquote(subject))
     for candidate in candidates[:MAX_CANDIDATES]:
         try:
             tokens.read("unsubscribe", candidate)
@@ -70,7 +100,7 @@ def token_in(subject: str, tokens: Tokens) -> str | None:
 class UnsubscribeMailbox:
     """aiosmtpd's handler: which recipients it takes, and what it does with a message."""
 
-    def __init__(self, address: str, tokens: Tokens, hand_over: Callable[[str], None]):
+    def __init__(self, address: str, tokens: TokenReader, hand_over: Callable[[str], None]):
         self.address = address.lower()
         self.tokens = tokens
         self.hand_over = hand_over
@@ -82,8 +112,13 @@ class UnsubscribeMailbox:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
+    def token_of(self, data: bytes) -> str | None:
+        return token_in(subject_of(data), self.tokens)
+
     async def handle_DATA(self, _server, _session, envelope) -> str:
-        token = token_in(subject_of(envelope.original_content or envelope.content), self.tokens)
+        data = envelope.original_content or envelope.content
+        # Parsing, decoding and signature checks are CPU work: the loop serves other clients.
+        token = await asyncio.to_thread(self.token_of, data)
         if token is None:
             log.info("mail_unsubscribe_ignored", reason="no validly signed token in the subject")
             return "250 2.0.0 OK"
@@ -96,7 +131,7 @@ class UnsubscribeMailbox:
         return "250 2.0.0 OK"
 
 
-def celery_hand_over(settings: NotifierSettings) -> Callable[[str], None]:
+def celery_hand_over(settings: MailboxSettings) -> Callable[[str], None]:
     """Send the token to the notifier's worker; raises when the broker cannot be reached (after
     a short retry: the SMTP client is waiting for its answer)."""
     app = make_celery("notifier-mailbox", settings)
@@ -119,7 +154,7 @@ class _WithoutPeers(logging.Filter):
 
 
 def start(
-    settings: NotifierSettings,
+    settings: MailboxSettings,
     host: str,
     port: int,
     hand_over: Callable[[str], None] | None = None,
@@ -128,7 +163,7 @@ def start(
     logging.getLogger("mail.log").addFilter(_WithoutPeers())
     mailbox = UnsubscribeMailbox(
         mail.unsubscribe_address(settings.mail_from),
-        Tokens(settings.signing_key()),
+        unsubscribe_checker(settings.checking_key()),
         hand_over or celery_hand_over(settings),
     )
     controller = Controller(
@@ -144,7 +179,7 @@ def start(
     return controller
 
 
-def serve(settings: NotifierSettings, host: str, port: int) -> None:
+def serve(settings: MailboxSettings, host: str, port: int) -> None:
     controller = start(settings, host, port)
     log.info("mailbox_listening", host=host, port=port)
     stop = threading.Event()

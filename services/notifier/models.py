@@ -76,6 +76,9 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Confirmation mails sent; each one's link carries its number, so only the latest link
+    # confirms, and only while the subscriber is pending (or already confirmed by it).
+    confirmations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     soft_failures: Mapped[int] = mapped_column(Integer, default=0)
 
 

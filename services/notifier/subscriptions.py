@@ -13,12 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from services.notifier.models import FREQUENCIES, KnownCity, Subscriber
-from services.notifier.tokens import Tokens, same_address
+from services.notifier.tokens import Link, Tokens
 from shared.errors import InvalidInput
 
 CONFIRMATION_INTERVAL = timedelta(minutes=10)
+LINK_USED = "this link was already used, or a newer one was sent: subscribe again for a new one"
 MAX_ADDRESS_CHARS = 254
 MAX_CITIES = 50
+PENDING_OR_CONFIRMED = ("pending", "confirmed")
 
 
 def normalize_address(text: object) -> str:
@@ -71,26 +73,49 @@ def subscribe(
     if sent is not None and now - sent < CONFIRMATION_INTERVAL:
         return None
     subscriber.confirmation_sent_at = now
+    subscriber.confirmations = (subscriber.confirmations or 0) + 1
     session.flush()
     return subscriber
 
 
+def confirmation_token(tokens: Tokens, subscriber: Subscriber) -> str:
+    """The link of the confirmation mail about to go: bound to that mail's number."""
+    return tokens.make("confirm", subscriber.id, subscriber.email, subscriber.confirmations)
+
+
 def from_token(session: Session, tokens: Tokens, purpose: str, token: str) -> Subscriber:
-    subscriber_id, mark = tokens.read(purpose, token)
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or not same_address(mark, subscriber.email):
+    return _subscriber_of(session, tokens, tokens.read(purpose, token))
+
+
+def _subscriber_of(session: Session, tokens: Tokens, link: Link) -> Subscriber:
+    subscriber = session.get(Subscriber, link.subscriber_id)
+    if subscriber is None or not tokens.same_address(link.mark, subscriber.email):
         raise InvalidInput("this link is not valid")
     return subscriber
 
 
-def confirm(session: Session, tokens: Tokens, token: str, now: datetime) -> Subscriber:
-    subscriber = from_token(session, tokens, "confirm", token)
-    if subscriber.status in ("pending", "unsubscribed", "bounced"):
-        subscriber.status = "confirmed"
-        subscriber.confirmed_at = now
-        subscriber.weekday = now.weekday()
-        subscriber.soft_failures = 0
+def confirming(session: Session, tokens: Tokens, token: str) -> Subscriber:
+    """The subscriber of a confirmation link that still holds: the latest one mailed, for a
+    subscriber who is pending or was confirmed by it. An older link, or one followed after
+    unsubscribing, does nothing: only a new subscription sends a link that confirms."""
+    link = tokens.read("confirm", token)
+    subscriber = _subscriber_of(session, tokens, link)
+    if link.round != subscriber.confirmations or subscriber.status not in PENDING_OR_CONFIRMED:
+        raise InvalidInput(LINK_USED)
     return subscriber
+
+
+def confirm(session: Session, tokens: Tokens, token: str, now: datetime) -> tuple[Subscriber, bool]:
+    """Confirm the subscriber of a confirmation link; whether this use confirmed it (a second
+    use of the same link changes nothing)."""
+    subscriber = confirming(session, tokens, token)
+    if subscriber.status == "confirmed":
+        return subscriber, False
+    subscriber.status = "confirmed"
+    subscriber.confirmed_at = now
+    subscriber.weekday = now.weekday()
+    subscriber.soft_failures = 0
+    return subscriber, True
 
 
 def unsubscribe(session: Session, tokens: Tokens, token: str, now: datetime) -> Subscriber:

@@ -23,7 +23,7 @@ SEND_TASK = "notifier.send_digests"
 
 @functools.cache
 def tokens() -> Tokens:
-    return Tokens(runtime.settings.signing_key())
+    return Tokens(runtime.settings.mail_token_key())
 
 
 def mail_settings() -> deliveries.MailSettings:
@@ -52,8 +52,8 @@ def send_confirmation(subscriber_id: int) -> dict:
             return {"sent": False}
         email = subscriber.email
         frequency = subscriber.frequency
+        token = subscriptions.confirmation_token(tokens(), subscriber)
     settings = mail_settings()
-    token = tokens().make("confirm", subscriber_id, email)
     unsubscribe = tokens().make("unsubscribe", subscriber_id, email)
     data = mail.build_message(
         sender=settings.sender,
@@ -80,11 +80,19 @@ def send_confirmation(subscriber_id: int) -> dict:
     return {"sent": True}
 
 
+@app.task(name="notifier.check_confirmation_link", shared=False)
+def check_confirmation_link(token: str) -> dict:
+    """Who a confirmation link is for, and whether it is confirmed yet: the page asks before
+    it acts (mail scanners follow links)."""
+    with runtime.read_sessions() as session:
+        return subscriptions.public_view(subscriptions.confirming(session, tokens(), token))
+
+
 @app.task(name="notifier.confirm_subscription", shared=False)
 def confirm_subscription(token: str) -> dict:
     with session_scope(runtime.sessions) as session:
-        subscriber = subscriptions.confirm(session, tokens(), token, utcnow())
-        return _with_links(subscriber)
+        subscriber, confirmed_now = subscriptions.confirm(session, tokens(), token, utcnow())
+        return {**_with_links(subscriber), "confirmed_now": confirmed_now}
 
 
 @app.task(name="notifier.cancel_subscription", shared=False)

@@ -1,53 +1,92 @@
 """Signed links for mail: confirm, unsubscribe, preferences.
 
 A token names the subscriber and a fingerprint of the address it was made for, signed with
-the key and salted with its purpose: it cannot be forged, changed to another subscriber, used
-for another purpose, or used after the address behind the id changed.
+its purpose's key: it cannot be forged, changed to another subscriber, used for another
+purpose, or used after the address behind the id changed. The fingerprint is keyed too, so a
+token's holder cannot check guesses of the address offline.
+
+Every key is derived from the notifier's mail-token key (``shared.keys``): the unsubscribe
+mailbox holds the unsubscribe key alone, which checks unsubscribe tokens and nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import NamedTuple
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from shared.errors import InvalidInput
+from shared.keys import derive_key
 
 CONFIRM_MAX_AGE = timedelta(days=7)
+MAX_TOKEN_CHARS = 500
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 
 
-class Tokens:
-    def __init__(self, key: str):
+class Link(NamedTuple):
+    """What a valid token says: whose link it is, for which address, and (a confirmation
+    link) which confirmation mail it came in."""
+
+    subscriber_id: int
+    mark: str
+    round: int | None = None
+
+
+def purpose_key(mail_token_key: str, purpose: str) -> str:
+    return derive_key(mail_token_key, f"mail-token.{purpose}")
+
+
+class TokenReader:
+    """Checks the signatures of tokens for the purposes it holds keys for."""
+
+    def __init__(self, keys: Mapping[str, str]):
         self._serializers = {
             purpose: URLSafeTimedSerializer(key, salt=f"sistercities.{purpose}")
-            for purpose in PURPOSES
+            for purpose, key in keys.items()
         }
 
-    def make(self, purpose: str, subscriber_id: int, email: str) -> str:
-        return self._serializers[purpose].dumps([subscriber_id, fingerprint(email)])
-
-    def read(self, purpose: str, token: str) -> tuple[int, str]:
-        """(subscriber id, address fingerprint); ``InvalidInput`` for anything else."""
+    def read(self, purpose: str, token: str) -> Link:
+        """The link a token stands for; ``InvalidInput`` for anything else."""
         max_age = CONFIRM_MAX_AGE.total_seconds() if purpose == "confirm" else None
-        if not isinstance(token, str) or len(token) > 500:
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
             raise InvalidInput("this link is not valid")
         try:
-            subscriber_id, mark = self._serializers[purpose].loads(token, max_age=max_age)
+            link = Link(*self._serializers[purpose].loads(token, max_age=max_age))
         except SignatureExpired:
             raise InvalidInput("this link has expired; subscribe again for a new one") from None
         except (BadSignature, ValueError, TypeError):
             raise InvalidInput("this link is not valid") from None
-        if not isinstance(subscriber_id, int) or not isinstance(mark, str):
+        if not (
+            isinstance(link.subscriber_id, int)
+            and isinstance(link.mark, str)
+            and isinstance(link.round, int | None)
+        ):
             raise InvalidInput("this link is not valid")
-        return subscriber_id, mark
+        return link
 
 
-def fingerprint(email: str) -> str:
-    return hashlib.sha256(email.encode()).hexdigest()[:16]
+class Tokens(TokenReader):
+    """Makes and reads the tokens of every purpose: the notifier's worker."""
+
+    def __init__(self, mail_token_key: str):
+        super().__init__({purpose: purpose_key(mail_token_key, purpose) for purpose in PURPOSES})
+        self._address_key = derive_key(mail_token_key, "mail-token.address").encode()
+
+    def make(self, purpose: str, subscriber_id: int, email: str, round: int | None = None) -> str:
+        link = [subscriber_id, self.fingerprint(email)]
+        return self._serializers[purpose].dumps(link if round is None else [*link, round])
+
+    def fingerprint(self, email: str) -> str:
+        return hmac.new(self._address_key, email.encode(), hashlib.sha256).hexdigest()[:16]
+
+    def same_address(self, mark: str, email: str) -> bool:
+        return hmac.compare_digest(mark, self.fingerprint(email))
 
 
-def same_address(mark: str, email: str) -> bool:
-    return hmac.compare_digest(mark, fingerprint(email))
+def unsubscribe_checker(unsubscribe_key: str) -> TokenReader:
+    """What the mailbox holds: it can tell a good unsubscribe token, and do nothing else."""
+    return TokenReader({"unsubscribe": unsubscribe_key})

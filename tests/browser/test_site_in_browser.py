@@ -75,6 +75,8 @@ def test_subscribe_confirm_by_mail_and_unsubscribe_with_one_click(
     text = mail.get_body(("plain",)).get_content()
     confirm = re.search(r"https?://\S+/subscriptions/confirm/\S+", text).group(0)
     page.goto(site_url + confirm.split("sistercities.test", 1)[1])
+    assert page.get_by_role("heading", level=1).inner_text() == "Confirm your subscription"
+    page.get_by_role("button", name="Confirm my subscription").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Subscription confirmed"
     page.get_by_role("link", name="Choose what you get").click()
     assert page.get_by_label("Daily").is_checked()

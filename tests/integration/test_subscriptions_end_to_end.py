@@ -21,6 +21,17 @@ def link_path(text: str, kind: str) -> str:
     return match.group(1)
 
 
+def csrf_token_of(page) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+
+def confirm_by_page(client, path: str):
+    """Follow a confirmation link as a person does: open the page, press its button."""
+    page = client.get(path)
+    assert page.status_code == 200 and "Confirm my subscription" in page.text, page.text
+    return client.post(path, data={"csrf_token": csrf_token_of(page)})
+
+
 def announce_story(engines, post_id: int, city_ids: list[int], title: str | None = None) -> None:
     """The blog announces a story through its outbox, as it does after linking it."""
     from services.blog.models import Base as BlogBase
@@ -50,7 +61,7 @@ def test_subscribe_confirm_digest_unsubscribe(
     assert b"List-Unsubscribe: <http://sistercities.test/unsubscribe/" in confirmation.data
     confirm_path = link_path(message.get_body(("plain",)).get_content(), "subscriptions/confirm")
 
-    page = client.get(confirm_path)
+    page = confirm_by_page(client, confirm_path)
     assert page.status_code == 200 and "Subscription confirmed" in page.text
     assert address in page.text
     assert client.get(confirm_path + "x").status_code == 400
@@ -90,12 +101,12 @@ def test_preferences_through_the_signed_link(client, stack, clean_databases, mai
                                                "city_ids": [5, 6]})  # fmt: skip
     wait_for(lambda: mail_sink.to(address), what="the confirmation mail")
     text = mail_sink.to(address)[0].message.get_body(("plain",)).get_content()
-    page = client.get(link_path(text, "subscriptions/confirm"))
+    page = confirm_by_page(client, link_path(text, "subscriptions/confirm"))
     preferences = re.search(r'href="(/preferences/[^"]+)"', page.text).group(1)
     form = client.get(preferences)
     assert form.status_code == 200
     assert 'name="city_ids" value="5"' in form.text and 'name="city_ids" value="6"' in form.text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    token = csrf_token_of(form)
     forged = client.post(preferences, data={"frequency": "weekly", "city_ids": "7"})
     assert forged.status_code == 400 and "reload the page" in forged.text
     saved = client.post(
@@ -145,3 +156,40 @@ def test_the_notifier_learns_the_names_of_followed_cities(
     names = "SELECT count(*) FROM known_cities WHERE name = 'Ruritania Falls'"
     wait_for(lambda: count_rows(clean_databases["notifier"], names) == 1,
              what="the notifier to learn the followed city's name from the directory")  # fmt: skip
+
+
+def test_a_confirmation_link_asks_before_it_confirms_and_confirms_once(
+    client, stack, clean_databases, mail_sink
+):
+    """Mail scanners open every link in a message: opening it must not subscribe anyone, and
+    an old link must not subscribe again whoever left."""
+    address = "scanned@example.org"
+    client.post("/api/v1/subscriptions", json={"email": address})
+    (confirmation,) = wait_for(lambda: mail_sink.to(address), what="the confirmation mail")
+    text = confirmation.message.get_body(("plain",)).get_content()
+    confirm_path = link_path(text, "subscriptions/confirm")
+    status = "SELECT count(*) FROM subscribers WHERE status = :status"
+
+    for _ in range(2):  # a scanner, then the person
+        page = client.get(confirm_path)
+        assert page.status_code == 200 and "Confirm your subscription" in page.text
+        assert address in page.text and 'method="post"' in page.text
+    assert count_rows(clean_databases["notifier"], status, status="pending") == 1
+    forged = client.post(confirm_path)  # no CSRF token: not from the page
+    assert forged.status_code == 400
+    assert count_rows(clean_databases["notifier"], status, status="pending") == 1
+
+    token = csrf_token_of(page)
+    confirmed = client.post(confirm_path, data={"csrf_token": token})
+    assert confirmed.status_code == 200 and "Subscription confirmed" in confirmed.text
+    again = client.post(confirm_path, data={"csrf_token": token})
+    assert again.status_code == 200 and "Already confirmed" in again.text
+    assert "Already confirmed" in client.get(confirm_path).text
+
+    unsubscribe = re.search(r'href="(/unsubscribe/[^"]+)"', client.get(
+        re.search(r'href="(/preferences/[^"]+)"', confirmed.text).group(1)
+    ).text).group(1)  # fmt: skip
+    client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
+    late = client.post(confirm_path, data={"csrf_token": token})
+    assert late.status_code == 400 and "already used" in late.text
+    assert count_rows(clean_databases["notifier"], status, status="unsubscribed") == 1

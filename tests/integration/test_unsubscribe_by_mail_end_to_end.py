@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.conftest import count_rows
-from tests.integration.test_subscriptions_end_to_end import link_path
+from tests.integration.test_subscriptions_end_to_end import confirm_by_page, link_path
 from tests.stack import free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,9 @@ def test_the_mailto_of_a_received_mail_unsubscribes_its_subscriber(
     client.post("/api/v1/subscriptions", json={"email": address})
     (confirmation,) = wait_for(lambda: mail_sink.to(address), what="the confirmation mail")
     message = confirmation.message
-    client.get(link_path(message.get_body(("plain",)).get_content(), "subscriptions/confirm"))
+    confirm_by_page(
+        client, link_path(message.get_body(("plain",)).get_content(), "subscriptions/confirm")
+    )
     status = "SELECT count(*) FROM subscribers WHERE status = :status"
     assert count_rows(clean_databases["notifier"], status, status="confirmed") == 1
 

@@ -9,7 +9,6 @@ from itsdangerous import URLSafeTimedSerializer
 
 from services.notifier import subscriptions
 from services.notifier.models import Subscriber
-from services.notifier.tokens import fingerprint
 from shared.db import session_scope
 from shared.errors import InvalidInput
 from shared.events import utcnow
@@ -38,6 +37,18 @@ def subscribe(sessions, email="ada@example.org", frequency="weekly", cities=None
         return None if subscriber is None else subscriber.id
 
 
+def confirmation_link(sessions, tokens, subscriber_id: int) -> str:
+    """The link the confirmation mail sent last to this subscriber carries."""
+    with sessions() as session:
+        return subscriptions.confirmation_token(tokens, session.get(Subscriber, subscriber_id))
+
+
+def confirm(sessions, tokens, token: str) -> tuple[str, bool]:
+    with session_scope(sessions) as session:
+        subscriber, confirmed_now = subscriptions.confirm(session, tokens, token, utcnow())
+        return subscriber.status, confirmed_now
+
+
 def test_confirmation_mail_at_most_every_ten_minutes(notifier_sessions):
     now = utcnow()
     first = subscribe(notifier_sessions, now=now)
@@ -48,9 +59,8 @@ def test_confirmation_mail_at_most_every_ten_minutes(notifier_sessions):
 
 def test_a_confirmed_address_changes_nothing_by_subscribing_again(notifier_sessions, tokens):
     subscriber_id = subscribe(notifier_sessions, cities=[3, 1])
-    token = tokens.make("confirm", subscriber_id, "ada@example.org")
-    with session_scope(notifier_sessions) as session:
-        assert subscriptions.confirm(session, tokens, token, utcnow()).status == "confirmed"
+    token = confirmation_link(notifier_sessions, tokens, subscriber_id)
+    assert confirm(notifier_sessions, tokens, token) == ("confirmed", True)
     assert subscribe(notifier_sessions, frequency="daily", cities=[9]) is None
     with notifier_sessions() as session:
         subscriber = session.get(Subscriber, subscriber_id)
@@ -86,7 +96,7 @@ def test_tokens_work_once_for_their_purpose_address_and_time(
         (
             "confirm",
             URLSafeTimedSerializer("another key", salt="sistercities.confirm").dumps(
-                [ada, fingerprint("ada@example.org")]
+                [ada, tokens.fingerprint("ada@example.org")]
             ),
         ),
         ("confirm", tokens.make("confirm", 999_999, "ada@example.org")),  # unknown subscriber
@@ -104,10 +114,8 @@ def test_tokens_work_once_for_their_purpose_address_and_time(
 
 def test_unsubscribe_and_preferences(notifier_sessions, tokens):
     ada = subscribe(notifier_sessions)
+    confirm(notifier_sessions, tokens, confirmation_link(notifier_sessions, tokens, ada))
     with session_scope(notifier_sessions) as session:
-        subscriptions.confirm(
-            session, tokens, tokens.make("confirm", ada, "ada@example.org"), utcnow()
-        )
         subscriptions.update_preferences(
             session, tokens, tokens.make("preferences", ada, "ada@example.org"), "daily", [7, 7, 2]
         )
@@ -122,3 +130,39 @@ def test_unsubscribe_and_preferences(notifier_sessions, tokens):
         )  # fmt: skip
         stats = subscriptions.stats(session)
     assert stats["by_status"] == {"unsubscribed": 1} and stats["total"] == 1
+
+
+def test_a_confirmation_link_confirms_once_and_its_second_use_changes_nothing(
+    notifier_sessions, tokens
+):
+    ada = subscribe(notifier_sessions)
+    link = confirmation_link(notifier_sessions, tokens, ada)
+    assert confirm(notifier_sessions, tokens, link) == ("confirmed", True)
+    assert confirm(notifier_sessions, tokens, link) == ("confirmed", False)
+
+
+def test_an_old_confirmation_link_does_not_resubscribe_whoever_unsubscribed(
+    notifier_sessions, tokens
+):
+    ada = subscribe(notifier_sessions)
+    link = confirmation_link(notifier_sessions, tokens, ada)
+    confirm(notifier_sessions, tokens, link)
+    with session_scope(notifier_sessions) as session:
+        unsubscribe = tokens.make("unsubscribe", ada, "ada@example.org")
+        subscriptions.unsubscribe(session, tokens, unsubscribe, utcnow())
+    with pytest.raises(InvalidInput, match="already used"):
+        confirm(notifier_sessions, tokens, link)
+    with notifier_sessions() as session:
+        assert session.get(Subscriber, ada).status == "unsubscribed"
+
+
+def test_only_the_latest_confirmation_link_confirms(notifier_sessions, tokens):
+    now = utcnow()
+    ada = subscribe(notifier_sessions, now=now)
+    first = confirmation_link(notifier_sessions, tokens, ada)
+    assert subscribe(notifier_sessions, now=now + timedelta(minutes=11)) == ada
+    latest = confirmation_link(notifier_sessions, tokens, ada)
+    for stale in (first, tokens.make("confirm", ada, "ada@example.org")):  # or one unbound
+        with pytest.raises(InvalidInput, match="newer one was sent"):
+            confirm(notifier_sessions, tokens, stale)
+    assert confirm(notifier_sessions, tokens, latest) == ("confirmed", True)

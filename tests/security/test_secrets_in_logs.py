@@ -6,7 +6,7 @@ import re
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.integration.test_subscriptions_end_to_end import link_path
+from tests.integration.test_subscriptions_end_to_end import confirm_by_page, link_path
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ def test_no_secret_or_signed_token_is_logged(
     mail = wait_for(lambda: mail_sink.to(address), what="the confirmation mail")[0].message
     text = mail.get_body(("plain",)).get_content()
     confirm = link_path(text, "subscriptions/confirm")
-    page = client.get(confirm)
+    page = confirm_by_page(client, confirm)
     preferences = re.search(r'href="(/preferences/[^"]+)"', page.text).group(1)
     settings = client.get(preferences)
     unsubscribe = re.search(r'href="(/unsubscribe/[^"]+)"', settings.text).group(1)
