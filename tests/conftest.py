@@ -88,6 +88,7 @@ def stack_environment(
         # the limits themselves.
         SEARCH_RATE_LIMIT="100000/minute",
         SUBSCRIBE_RATE_LIMIT="100000/minute",
+        SIGN_IN_RATE_LIMIT="100000/minute",
     )
     for service, url in database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url

@@ -20,6 +20,7 @@ import redis
 from apiflask import APIBlueprint
 from flask import Response, current_app, redirect, render_template, request, session, url_for
 
+from services.gateway.admin_token import admin_token_matches
 from services.gateway.clients import redis_client, service_client, settings
 from shared.errors import ServiceError
 from shared.queues import queue_lengths
@@ -80,7 +81,7 @@ def sign_in():
 @bp.post("/sign-in")
 def check_token():
     token = request.form.get("token", "").strip()
-    if not hmac.compare_digest(token.encode(), settings().admin_token.encode()):
+    if not admin_token_matches(token, settings().admin_token):
         return render_template("admin/sign_in.html", error="That is not the admin token."), 401
     session.clear()
     session[SESSION_KEY] = {"mark": _token_mark(), "since": int(time.time())}

@@ -29,6 +29,7 @@ class GatewaySettings(CommonSettings):
     trusted_proxies: int
     search_rate_limit: str
     subscribe_rate_limit: str
+    sign_in_rate_limit: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -62,9 +63,11 @@ class GatewaySettings(CommonSettings):
             # Per client address; the notation of the limits package ("10/second;300/minute").
             search_rate_limit=env.str("SEARCH_RATE_LIMIT", "20/second;600/minute"),
             subscribe_rate_limit=env.str("SUBSCRIBE_RATE_LIMIT", "5/minute;30/hour"),
+            # Wrong admin tokens (sign-in form and admin API together) per client address.
+            sign_in_rate_limit=env.str("SIGN_IN_RATE_LIMIT", "10/minute;100/hour"),
             **common,
         )
-        for name in ("SEARCH_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT"):
+        for name in ("SEARCH_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT", "SIGN_IN_RATE_LIMIT"):
             try:
                 parse_rules(env.str(name) or "1/second")
             except ValueError:
