@@ -30,6 +30,7 @@ class GatewaySettings(CommonSettings):
     search_rate_limit: str
     subscribe_rate_limit: str
     sign_in_rate_limit: str
+    metrics_token: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -38,10 +39,13 @@ class GatewaySettings(CommonSettings):
         port = env.int("PORT", 8000, 1, 65535)
         secret_key = env.str("SECRET_KEY")
         admin_token = env.str("ADMIN_TOKEN")
+        metrics_token = env.str("METRICS_TOKEN")
         if common["environment"] == "production":
             env.require("SECRET_KEY", secret_key, "in production (a long random string)")
         if admin_token is not None and len(admin_token) < 16:
             env.problems.append("ADMIN_TOKEN must be at least 16 characters")
+        if metrics_token is not None and len(metrics_token) < 16:
+            env.problems.append("METRICS_TOKEN must be at least 16 characters")
         settings = cls(
             host=env.str("HOST", "127.0.0.1"),
             port=port,
@@ -51,6 +55,8 @@ class GatewaySettings(CommonSettings):
             # Development without a key still works; sessions just do not survive a restart.
             secret_key=secret_key or secrets.token_urlsafe(32),
             admin_token=admin_token,
+            # What Prometheus sends (Authorization: Bearer); unset, /metrics is off.
+            metrics_token=metrics_token,
             max_body_bytes=env.int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 100 * 2**20),
             # One process per core: a Python process serves requests on one core at a time.
             gateway_processes=env.int("GATEWAY_PROCESSES", 2, 1, 64),
