@@ -50,6 +50,7 @@ RATE_LIMITED = {
 POST_ONLY = frozenset({"subscribe_rate_limit"})
 # Attempts at the admin token, on the sign-in form and the admin API (see sign_in_limits.py).
 SIGN_IN_SCOPE = "sign_in_rate_limit"
+CSRF_TOKEN_SECONDS = 3600
 LIMITER = "sistercities_rate_limits"  # its key in app.extensions
 
 
@@ -76,7 +77,8 @@ def install_security(app: Flask, settings: GatewaySettings, redis_client: redis.
     app.config.update(
         # Checked below, only for the site's forms: the JSON API takes no cookies.
         WTF_CSRF_CHECK_DEFAULT=False,
-        WTF_CSRF_TIME_LIMIT=None,
+        # A form left open longer must be reloaded: a token that leaked stops working.
+        WTF_CSRF_TIME_LIMIT=CSRF_TOKEN_SECONDS,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
