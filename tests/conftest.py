@@ -24,6 +24,7 @@ from tests.mail_sink import MailSink
 from tests.stack import Stack, wait_for
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+METRICS_TOKEN = "test-metrics-token-0123456789"
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
 
@@ -77,6 +78,7 @@ def stack_environment(
         TASK_VISIBILITY_TIMEOUT="20",
         WORKER_CONCURRENCY="2",
         ADMIN_TOKEN=ADMIN_TOKEN,
+        METRICS_TOKEN=METRICS_TOKEN,
         # The tests' feed server is on 127.0.0.1.
         BLOG_ALLOW_PRIVATE_FEEDS="1",
         # ... and plays Medium (a publication's custom domain); feeds on "localhost" do not.
@@ -90,6 +92,7 @@ def stack_environment(
         # the limits themselves.
         SEARCH_RATE_LIMIT="100000/minute",
         SUBSCRIBE_RATE_LIMIT="100000/minute",
+        SIGN_IN_RATE_LIMIT="100000/minute",
     )
     for service, url in database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -16,6 +16,11 @@ from shared.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 100
 MAX_CITY_IDS = 500
+# What a cursor this API gave out can hold: a post's id (a 32-bit column; SQLite fails on a
+# bigger number rather than find nothing) and a moment that converts to UTC and back.
+MAX_POST_ID = 2**31 - 1
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def list_posts(
@@ -102,8 +107,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, post_id = raw.split("|")
         published = datetime.fromisoformat(moment)
-        if published.tzinfo is None:
+        if published.tzinfo is None or not EARLIEST <= published <= LATEST:
+            raise ValueError
+        if not (post_id.isascii() and post_id.isdigit()):
+            raise ValueError
+        if not 1 <= int(post_id) <= MAX_POST_ID:
             raise ValueError
         return published, int(post_id)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+    except (ValueError, OverflowError, UnicodeDecodeError, binascii.Error):
         raise InvalidInput("the cursor is not one this API gave out") from None

@@ -16,19 +16,14 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import nh3
 
-ALLOWED_TAGS = frozenset(
-    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "a", "ul", "ol", "li", "blockquote", "figure"}
-    | {"figcaption", "img", "pre", "code", "em", "strong", "b", "i", "br", "hr"}
+from shared.html_allowlist import (
+    ALLOWED_ATTRIBUTES,
+    ALLOWED_TAGS,
+    DROPPED_WITH_CONTENT,
+    LINK_REL,
+    URL_SCHEMES,
 )
-ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"},
-    "img": {"src", "alt", "title", "width", "height"},
-    "ol": {"start"},
-}
-URL_SCHEMES = frozenset({"http", "https", "mailto"})
-LINK_REL = "nofollow noopener"
-# Removed with everything inside them (the allowlist alone would keep their text).
-DROPPED_WITH_CONTENT = frozenset({"script", "style", "template", "noscript", "title", "textarea"})
+
 MAX_HTML_CHARS = 2_000_000
 EXCERPT_WORDS = 60
 EXCERPT_MAX_CHARS = 420

@@ -1,13 +1,13 @@
 """Bearer-token authentication for the admin API: one token from ``ADMIN_TOKEN``,
-compared in constant time. With no token configured the admin API is off."""
+compared in constant time, wrong ones limited per client (``admin_token.py``). With no token
+configured the admin API is off."""
 
 from __future__ import annotations
-
-import hmac
 
 from apiflask import HTTPTokenAuth
 from apiflask.exceptions import HTTPError
 
+from services.gateway.admin_token import admin_token_matches
 from services.gateway.clients import settings
 
 admin_auth = HTTPTokenAuth(scheme="Bearer", description="The ADMIN_TOKEN of this deployment")
@@ -22,7 +22,7 @@ def verify_token(token: str):
             "the admin API is off: set ADMIN_TOKEN to turn it on",
             extra_data={"code": "admin_disabled"},
         )
-    if token and hmac.compare_digest(token.encode(), expected.encode()):
+    if admin_token_matches(token or "", expected):
         return "admin"
     return None
 

@@ -3,8 +3,10 @@ subscriber counts, each from the service that knows it. A section whose service 
 so and the rest still shows.
 
 Staff sign in by pasting ADMIN_TOKEN. The signed session cookie (HttpOnly, SameSite: see
-``security.py``) then holds a keyed hash of the token, never the token: changing ADMIN_TOKEN
-signs everyone out, and a sign-in lasts ``SIGNED_IN_FOR`` at most. With no ADMIN_TOKEN the
+``security.py``) then holds a keyed hash of the token, never the token, and the session
+generation it was made in: changing ADMIN_TOKEN signs everyone out, "Sign out everywhere" moves
+the generation (a counter in Redis, since the gateway keeps no database) and so ends every
+session made before, and a sign-in lasts ``SIGNED_IN_FOR`` at most. With no ADMIN_TOKEN the
 dashboard is off, like the admin API."""
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ from typing import Any
 
 import redis
 from apiflask import APIBlueprint
-from flask import Response, current_app, redirect, render_template, request, session, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
+from services.gateway.admin_token import admin_token_matches
 from services.gateway.clients import redis_client, service_client, settings
 from shared.errors import ServiceError
 from shared.queues import queue_lengths
@@ -28,6 +40,8 @@ bp = APIBlueprint("admin_dashboard", __name__, url_prefix="/admin", enable_opena
 
 SESSION_KEY = "admin"
 SIGNED_IN_FOR = 12 * 3600  # seconds
+# Followed by the token's mark: a new ADMIN_TOKEN starts its own count.
+GENERATION_KEY = "sistercities:admin:session-generation:{mark}"
 
 
 @dataclass
@@ -80,15 +94,31 @@ def sign_in():
 @bp.post("/sign-in")
 def check_token():
     token = request.form.get("token", "").strip()
-    if not hmac.compare_digest(token.encode(), settings().admin_token.encode()):
+    if not admin_token_matches(token, settings().admin_token):
         return render_template("admin/sign_in.html", error="That is not the admin token."), 401
     session.clear()
-    session[SESSION_KEY] = {"mark": _token_mark(), "since": int(time.time())}
+    session[SESSION_KEY] = {
+        "mark": _token_mark(),
+        "since": int(time.time()),
+        "generation": _generation(),
+    }
     return redirect(url_for(".dashboard"), 303)
 
 
 @bp.post("/sign-out")
 def sign_out():
+    session.clear()
+    return redirect(url_for(".sign_in"), 303)
+
+
+@bp.post("/sign-out-everywhere")
+def sign_out_everywhere():
+    """Ends every staff session, on every browser (a lost laptop, a token seen)."""
+    if signed_in():
+        try:
+            redis_client().incr(_generation_key())
+        except redis.RedisError:
+            abort(503, "Redis cannot be reached: no session was ended")
     session.clear()
     return redirect(url_for(".sign_in"), 303)
 
@@ -99,7 +129,22 @@ def signed_in() -> bool:
         return False
     if time.time() - held["since"] > SIGNED_IN_FOR:
         return False
-    return hmac.compare_digest(str(held.get("mark", "")), _token_mark())
+    if not hmac.compare_digest(str(held.get("mark", "")), _token_mark()):
+        return False
+    return held.get("generation") == _generation()
+
+
+def _generation() -> int:
+    """The current session generation; a 503 when Redis cannot say (a session that may have
+    been ended must not be taken as valid)."""
+    try:
+        return int(redis_client().get(_generation_key()) or 0)
+    except redis.RedisError:
+        abort(503, "Redis cannot be reached: staff sessions cannot be checked")
+
+
+def _generation_key() -> str:
+    return GENERATION_KEY.format(mark=_token_mark()[:32])
 
 
 def _token_mark() -> str:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 from flask import abort, render_template, request
+from markupsafe import Markup
 
 from services.gateway.cached_answers import cached_answer
 from services.gateway.city_names import city_names
 from shared.errors import ServiceError
+from shared.html_allowlist import allowlisted
 
 bp = APIBlueprint("blog_pages", __name__, enable_openapi=False)
 
@@ -23,6 +25,13 @@ def _int_arg(name: str) -> int | None:
     if not raw.isdigit() or int(raw) > MAX_ID or int(raw) < 1:
         abort(400, f"{name} must be a positive whole number")
     return int(raw)
+
+
+@bp.app_template_filter("allowlisted")
+def allowlisted_markup(html: str) -> Markup:
+    """The only way a page shows HTML from elsewhere: cleaned to the sanitizer's allowlist
+    here, whatever Redis held (a forged cache entry or reply must not carry a script)."""
+    return Markup(allowlisted(html))  # noqa: S704 (cleaned to the allowlist)
 
 
 @bp.get("/blog")

@@ -30,6 +30,8 @@ class GatewaySettings(CommonSettings):
     trusted_proxies: int
     search_rate_limit: str
     subscribe_rate_limit: str
+    sign_in_rate_limit: str
+    metrics_token: str | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -38,8 +40,11 @@ class GatewaySettings(CommonSettings):
         port = env.int("PORT", 8000, 1, 65535)
         secret_key = env.secret_key(common["environment"])
         admin_token = env.str("ADMIN_TOKEN")
+        metrics_token = env.str("METRICS_TOKEN")
         if admin_token is not None and len(admin_token) < 16:
             env.problems.append("ADMIN_TOKEN must be at least 16 characters")
+        if metrics_token is not None and len(metrics_token) < 16:
+            env.problems.append("METRICS_TOKEN must be at least 16 characters")
         settings = cls(
             host=env.str("HOST", "127.0.0.1"),
             port=port,
@@ -49,6 +54,8 @@ class GatewaySettings(CommonSettings):
             # Development without a key still works; sessions just do not survive a restart.
             secret_key=secret_key or secrets.token_urlsafe(32),
             admin_token=admin_token,
+            # What Prometheus sends (Authorization: Bearer); unset, /metrics is off.
+            metrics_token=metrics_token,
             max_body_bytes=env.int("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 100 * 2**20),
             # One process per core: a Python process serves requests on one core at a time.
             gateway_processes=env.int("GATEWAY_PROCESSES", 2, 1, 64),
@@ -61,9 +68,11 @@ class GatewaySettings(CommonSettings):
             # Per client address; the notation of the limits package ("10/second;300/minute").
             search_rate_limit=env.str("SEARCH_RATE_LIMIT", "20/second;600/minute"),
             subscribe_rate_limit=env.str("SUBSCRIBE_RATE_LIMIT", "5/minute;30/hour"),
+            # Wrong admin tokens (sign-in form and admin API together) per client address.
+            sign_in_rate_limit=env.str("SIGN_IN_RATE_LIMIT", "10/minute;100/hour"),
             **common,
         )
-        for name in ("SEARCH_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT"):
+        for name in ("SEARCH_RATE_LIMIT", "SUBSCRIBE_RATE_LIMIT", "SIGN_IN_RATE_LIMIT"):
             try:
                 parse_rules(env.str(name) or "1/second")
             except ValueError:

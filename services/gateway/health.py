@@ -1,19 +1,63 @@
-"""Liveness, readiness and metrics."""
+"""Liveness, readiness and metrics.
+
+Readiness answers are reused for ``READY_SECONDS`` in each process: each asks every service's
+worker for a ping (three tasks queued), and a flood of /readyz must not become a flood of
+tasks. /metrics tells how the site is used: only Prometheus, with ``METRICS_TOKEN``, reads it.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Dict, Float, Nested, String
+from flask import current_app
 
 from services.gateway.clients import metrics, redis_client, service_client
+from services.gateway.metrics_auth import metrics_auth
 from shared.errors import ServiceError
 from shared.logs import get_logger
 from shared.routing import SERVICES
 
 bp = APIBlueprint("health", __name__, tag="Health")
 log = get_logger(__name__)
+
+READY_SECONDS = 1.0
+READINESS = "sistercities_readiness"  # its key in app.extensions
+
+
+class Remembered:
+    """Each check's last answer, reused for ``seconds``. Callers that come while a check runs
+    wait for its answer rather than start their own."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._locks: dict[str, threading.Lock] = {}
+        self._answers: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, check: Callable[[], Any]) -> Any:
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            until, answer = self._answers.get(name, (0.0, None))
+            if time.monotonic() < until:
+                return answer
+            answer = check()
+            self._answers[name] = (time.monotonic() + self.seconds, answer)
+            return answer
+
+
+@bp.record_once
+def _remember_readiness(state) -> None:
+    state.app.extensions[READINESS] = Remembered(READY_SECONDS)
+
+
+def _remembered(name: str, check: Callable[[], Any]) -> Any:
+    return current_app.extensions[READINESS].get(name, check)
 
 
 class Healthz(Schema):
@@ -46,6 +90,10 @@ def healthz():
     responses={503: "Redis or a service is unavailable"},
 )
 def readyz():
+    return _remembered("all", _readiness)
+
+
+def _readiness() -> tuple[dict, int]:
     redis_status = _check_redis()
     services: dict[str, dict] = {}
     if redis_status["status"] == "ok":
@@ -89,10 +137,14 @@ class ServiceReady(Dependency):
     responses={503: "The service did not answer in time"},
 )
 def service_ready(service: str):
+    return _remembered(service, lambda: _service_readiness(service))
+
+
+def _service_readiness(service: str) -> tuple[dict, int]:
     [(outcome, seconds)] = service_client().call_many([(f"{service}.ping_service", (), {})])
     if isinstance(outcome, ServiceError):
         return {"status": "unavailable", "ms": None, "message": outcome.message}, 503
-    return {"status": "ok", "ms": round(seconds * 1000, 2)}
+    return {"status": "ok", "ms": round(seconds * 1000, 2)}, 200
 
 
 def _check_redis() -> dict:
@@ -112,7 +164,8 @@ PROMETHEUS_TEXT = {
 
 
 @bp.get("/metrics")
+@bp.auth_required(metrics_auth)
 @bp.doc(summary="Prometheus metrics: requests and latency per route, task round trips",
-        responses={200: PROMETHEUS_TEXT})  # fmt: skip
+        responses={200: PROMETHEUS_TEXT, 403: "METRICS_TOKEN is not set"})  # fmt: skip
 def prometheus_metrics():
     return metrics().render()

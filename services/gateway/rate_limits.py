@@ -13,6 +13,7 @@ that cannot be reached leaves each process counting for itself.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import threading
@@ -44,6 +45,21 @@ class Rule:
 class Refusal:
     rule: Rule
     retry_after: int  # seconds until the window that refused ends
+
+
+def client_key(address: str | None) -> str:
+    """Whom a request is counted against: an IPv4 address, or an IPv6 client's /64 (one
+    subscriber line gets a whole /64, so counting per address would give one client 2**64
+    budgets). An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) counts as its IPv4."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return (address or "unknown")[:64]
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def parse_rules(text: str) -> tuple[Rule, ...]:
@@ -101,6 +117,17 @@ class RateLimiter:
                 if counter.shared + counter.unsent > rule.amount:
                     refusals.append(Refusal(rule, max(1, math.ceil(counter.ends - now))))
         return max(refusals, key=lambda refusal: refusal.retry_after, default=None)
+
+    def refund(self, scope: str, client_id: str, now: float) -> None:
+        """Take back a request ``hit`` counted at ``now``: a budget of failures is then
+        counted before each attempt (so parallel attempts cannot outrun it) and refunded
+        for those that succeed."""
+        with self._lock:
+            for rule in self.rules[scope]:
+                key = f"{self.prefix}:{scope}:{rule.seconds}:{int(now // rule.seconds)}:{client_id}"
+                counter = self._counters.get(key)
+                if counter is not None:
+                    counter.unsent -= 1
 
     def sync(self, now: float | None = None) -> None:
         """Add this process's new counts in Redis and read every process's totals back;

@@ -1,9 +1,8 @@
 """What the gateway refuses before any service sees it, on every route: an id in an address
-that no row can have, and a JSON body holding what is not text."""
+that no row can have, and a JSON body nested too deeply or holding what is not text."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,9 @@ from werkzeug.exceptions import BadRequest, NotFound
 # PostgreSQL would fail on it rather than find nothing.
 MAX_ID = 2**31 - 1
 ID = Range(min=1, max=MAX_ID)
+# No request of this API nests deeper than a few levels; Python's JSON parser recurses once a
+# level and fails past about a thousand (a RecursionError, not a ValueError).
+MAX_JSON_DEPTH = 32
 
 
 def install_request_checks(app: APIFlask) -> None:
@@ -33,8 +35,12 @@ def install_request_checks(app: APIFlask) -> None:
         if not (request.is_json and request.content_length):
             return
         body = None
-        with contextlib.suppress(ValueError):  # not JSON: the route's own parsing says so
+        try:
             body = json.loads(request.get_data(cache=True))
+        except RecursionError:
+            raise BadRequest(_TOO_DEEP) from None
+        except ValueError:
+            pass  # not JSON: the route's own parsing says so
         for text in _strings(body):
             problem = _not_text(text)
             if problem:
@@ -53,13 +59,21 @@ def _not_text(text: str) -> str | None:
     return None
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
+_TOO_DEEP = f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep"
+
+
+def _strings(body: Any) -> Iterator[str]:
+    """Every string in ``body``, keys too; BadRequest past ``MAX_JSON_DEPTH``. A loop, not
+    recursion: a body the parser took may still be too deep to walk recursively."""
+    waiting = [(body, 0)]
+    while waiting:
+        value, depth = waiting.pop()
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise BadRequest(_TOO_DEEP)
+            if isinstance(value, dict):
+                yield from value
+                value = value.values()
+            waiting.extend((item, depth + 1) for item in value)

@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from services.gateway.config import GatewaySettings
 from services.gateway.errors import error_response
-from services.gateway.rate_limits import RateLimiter
+from services.gateway.rate_limits import RateLimiter, Refusal, client_key
 
 # Everything the site uses comes from the site. Story images are the one exception: they stay
 # on Medium's https hosts, so images may come from any https origin (never scripts or styles).
@@ -48,6 +48,18 @@ RATE_LIMITED = {
 }
 # A GET of a form page is free; only what sends something counts.
 POST_ONLY = frozenset({"subscribe_rate_limit"})
+# Attempts at the admin token, on the sign-in form and the admin API (see sign_in_limits.py).
+SIGN_IN_SCOPE = "sign_in_rate_limit"
+CSRF_TOKEN_SECONDS = 3600
+LIMITER = "sistercities_rate_limits"  # its key in app.extensions
+
+
+def too_many_requests(refusal: Refusal):
+    return error_response(
+        429,
+        f"too many requests ({refusal.rule.text}); try again in {refusal.retry_after} s",
+        headers={"Retry-After": str(refusal.retry_after)},
+    )
 
 
 class SiteSessions(SecureCookieSessionInterface):
@@ -65,7 +77,8 @@ def install_security(app: Flask, settings: GatewaySettings, redis_client: redis.
     app.config.update(
         # Checked below, only for the site's forms: the JSON API takes no cookies.
         WTF_CSRF_CHECK_DEFAULT=False,
-        WTF_CSRF_TIME_LIMIT=None,
+        # A form left open longer must be reloaded: a token that leaked stops working.
+        WTF_CSRF_TIME_LIMIT=CSRF_TOKEN_SECONDS,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_base_url.startswith("https://"),
@@ -73,8 +86,10 @@ def install_security(app: Flask, settings: GatewaySettings, redis_client: redis.
     app.session_interface = SiteSessions()
     csrf = CSRFProtect(app)
     limiter = RateLimiter(
-        redis_client, {setting: getattr(settings, setting) for setting in RATE_LIMITED}
+        redis_client,
+        {setting: getattr(settings, setting) for setting in (*RATE_LIMITED, SIGN_IN_SCOPE)},
     )
+    app.extensions[LIMITER] = limiter
     scopes = {endpoint: setting for setting, names in RATE_LIMITED.items() for endpoint in names}
 
     @app.before_request
@@ -83,14 +98,10 @@ def install_security(app: Flask, settings: GatewaySettings, redis_client: redis.
         scope = scopes.get(request.endpoint)
         if scope is None or (scope in POST_ONLY and request.method != "POST"):
             return None
-        refusal = limiter.hit(scope, request.remote_addr or "unknown")
+        refusal = limiter.hit(scope, client_key(request.remote_addr))
         if refusal is None:
             return None
-        return error_response(
-            429,
-            f"too many requests ({refusal.rule.text}); try again in {refusal.retry_after} s",
-            headers={"Retry-After": str(refusal.retry_after)},
-        )
+        return too_many_requests(refusal)
 
     defaults = list(HEADERS.items())
     if settings.public_base_url.startswith("https://"):

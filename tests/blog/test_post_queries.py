@@ -1,6 +1,7 @@
 """Reading posts: newest first, filters, and a cursor that pages through without gaps or
 repeats even when stories arrive in between."""
 
+import base64
 from datetime import timedelta
 
 import pytest
@@ -68,3 +69,26 @@ def test_pages_filters_and_cursor(blog_sessions):
             post_queries.list_posts(session, cursor="bm9wZQ")
         with pytest.raises(InvalidInput):
             post_queries.list_posts(session, limit=0)
+
+
+def forged_cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+FORGED_CURSORS = [
+    "2026-01-01T00:00:00+00:00|" + "9" * 40,  # past SQLite's 64-bit integers
+    "2026-01-01T00:00:00+00:00|2147483648",  # past the 32-bit id column
+    "2026-01-01T00:00:00+00:00|0",
+    "2026-01-01T00:00:00+00:00|-5",
+    "2026-01-01T00:00:00+00:00|\u0661\u0662",  # digits, but not ASCII ones
+    "9999-12-31T23:59:59-14:00|5",  # no such moment in UTC
+    "0001-01-01T00:00:00+14:00|5",
+]
+
+
+@pytest.mark.parametrize("raw", FORGED_CURSORS)
+def test_a_forged_cursor_is_refused_as_invalid_input_not_a_crash(blog_sessions, raw):
+    with session_scope(blog_sessions) as session:
+        store_posts(session, None, [story(1, utcnow(), "even")], utcnow())
+    with blog_sessions() as session, pytest.raises(InvalidInput, match="cursor"):
+        post_queries.list_posts(session, cursor=forged_cursor(raw))

@@ -5,9 +5,12 @@ down, and signing out."""
 import re
 import subprocess
 import sys
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import insert
 
 from services.blog.models import Feed
@@ -192,3 +195,47 @@ def test_a_section_whose_service_is_down_says_so_and_the_rest_shows(
     assert queues.returncode == 0, queues.stderr
     assert re.search(r"^blog: [1-9]\d* waiting$", queues.stdout, re.M), queues.stdout
     assert re.search(r"^directory: \d+ waiting$", queues.stdout, re.M)
+
+
+def test_signing_out_everywhere_ends_every_staff_session(stack_env, stack):
+    # A token of its own: its session generation is counted apart from other tests'.
+    token = f"everywhere-{uuid.uuid4().hex}"
+    app = create_app(GatewaySettings.from_env({**stack_env, "ADMIN_TOKEN": token}))
+    laptop, phone = app.test_client(), app.test_client()
+    for browser in (laptop, phone):
+        assert sign_in(browser, token).status_code == 303
+        assert browser.get("/admin").status_code == 200
+    dashboard = laptop.get("/admin").text
+    assert "Sign out everywhere" in dashboard
+    assert laptop.post("/admin/sign-out-everywhere").status_code == 400  # no CSRF token
+    assert phone.get("/admin").status_code == 200
+
+    ended = laptop.post(
+        "/admin/sign-out-everywhere", data={"csrf_token": csrf_token(laptop, "/admin")}
+    )
+    assert ended.status_code == 303 and ended.headers["Location"].endswith("/admin/sign-in")
+    for browser in (laptop, phone):
+        assert browser.get("/admin").status_code == 303
+    # Signing in again starts a session of the new generation.
+    assert sign_in(phone, token).status_code == 303
+    assert phone.get("/admin").status_code == 200
+
+
+class MintedLongAgo(TimestampSigner):
+    """Signs as Flask-WTF does, dated two hours back: a token kept since then."""
+
+    def get_timestamp(self) -> int:
+        return int(time.time()) - 2 * 3600
+
+
+def test_a_csrf_token_older_than_an_hour_is_refused(staff, stack):
+    staff.get("/admin/sign-in")  # the session gets its CSRF secret
+    with staff.session_transaction() as session:
+        secret = session["csrf_token"]
+    app_key = staff.application.secret_key
+    old = URLSafeTimedSerializer(app_key, salt="wtf-csrf-token", signer=MintedLongAgo).dumps(secret)
+    response = staff.post("/admin/sign-in", data={"token": ADMIN_TOKEN, "csrf_token": old})
+    assert response.status_code == 400
+    assert "reload the page" in response.text
+    assert staff.get("/admin").status_code == 303  # not signed in
+    assert sign_in(staff).status_code == 303  # a token of the page just loaded works

@@ -8,6 +8,7 @@ import pytest
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
+from tests.conftest import METRICS_TOKEN
 
 ERROR_KEYS = {"code", "message"}
 
@@ -121,7 +122,8 @@ def test_request_ids_are_echoed_and_unsafe_ones_replaced(client):
 def test_metrics_count_requests_per_route(client):
     client.get("/healthz")
     client.get("/healthz")
-    text = client.get("/metrics").get_data(as_text=True)
+    prometheus = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    text = client.get("/metrics", headers=prometheus).get_data(as_text=True)
     assert 'gateway_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "gateway_request_duration_seconds_bucket" in text
 

@@ -169,3 +169,19 @@ def test_behind_a_trusted_proxy_each_visitor_has_a_budget_of_their_own(stack_env
     # Without the setting a forged header buys nothing: the proxy's address is the client.
     direct_answers = searches(direct, visitors[0]) + searches(direct, visitors[1])
     assert direct_answers.count(429) == 4
+
+
+def test_an_ipv6_client_is_counted_per_64_and_a_mapped_ipv4_as_its_ipv4(stack_env, stack):
+    app = create_app(GatewaySettings.from_env({**stack_env, "SEARCH_RATE_LIMIT": "2/minute"}))
+    client = app.test_client()
+    line = f"2001:db8:{random.randrange(65536):x}:{random.randrange(65536):x}"
+
+    def search(address: str) -> int:
+        return client.get("/cities?q=x", environ_base={"REMOTE_ADDR": address}).status_code
+
+    # One subscriber line holds a whole /64: new addresses in it buy no new budget.
+    assert [search(f"{line}::{host:x}") for host in (1, 2, 0xBEEF)] == [200, 200, 429]
+    assert search(f"{line[:-1]}{'0' if line[-1] != '0' else '1'}::1") == 200  # the next /64
+
+    v4 = f"10.{random.randrange(256)}.{random.randrange(256)}.{random.randrange(1, 255)}"
+    assert [search(v4), search(f"::ffff:{v4}"), search(v4)] == [200, 200, 429]
