@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import kombu.exceptions
 import redis
@@ -61,12 +62,20 @@ class ServiceTask(Task):
 
 def broker_url(redis_url: str) -> str:
     """The kombu URL for a redis-py URL: our Redis transport (``shared.redis_transport``) for
-    plain and Unix-socket Redis; kombu spells a socket ``+socket://`` where redis-py says
-    ``unix://``. TLS and Sentinel URLs go unchanged (``sentinel://`` is ours too)."""
+    plain, TLS and Unix-socket Redis; kombu spells a socket ``+socket://`` where redis-py says
+    ``unix://``. Sentinel URLs go unchanged (``sentinel://`` is ours too)."""
     if redis_url.startswith("unix://"):
         return f"{redis_transport.ALIAS}+socket://" + redis_url.removeprefix("unix://")
     if redis_url.startswith("redis://"):
         return f"{redis_transport.ALIAS}://" + redis_url.removeprefix("redis://")
+    if redis_url.startswith("rediss://"):
+        # kombu connects to a bare rediss:// without checking the server's certificate
+        # (CERT_NONE, with a warning); redis-py checks it. Check it here too, unless the URL
+        # says otherwise (its ssl_* options, e.g. ssl_ca_certs=, reach kombu as they are).
+        url = f"{redis_transport.ALIAS}://" + redis_url.removeprefix("rediss://")
+        if "ssl_cert_reqs=" not in urlsplit(url).query:
+            url += ("&" if "?" in url else "?") + "ssl_cert_reqs=required"
+        return url
     return redis_url
 
 

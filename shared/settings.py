@@ -209,12 +209,29 @@ class CommonSettings:
             "worker_pool": env.choice("WORKER_POOL", "threads", ("threads", "solo", "prefork")),
             "worker_concurrency": env.int("WORKER_CONCURRENCY", 2, 1, 256),
         }
+        if environment == "production" and not redis_url_has_password(values["redis_url"]):
+            # Redis holds the queues, the replies and the cached pages: whoever can write to
+            # it sends tasks as any service would.
+            env.problems.append(
+                "REDIS_URL must carry a password in production "
+                "(redis://:PASSWORD@host or rediss://USER:PASSWORD@host)"
+            )
         if not SENTINEL_MASTER_NAME.fullmatch(values["redis_sentinel_master"]):
             env.problems.append(
                 "REDIS_SENTINEL_MASTER must be the master's name as the sentinels know it: "
                 "letters, digits, '.', '_' or '-', at most 100"
             )
         return values
+
+
+def redis_url_has_password(url: str) -> bool:
+    """A Unix socket is guarded by its file's permissions; a server on the network, by a
+    password (of the default user, or of an ACL user)."""
+    if url.startswith("unix://"):
+        return True
+    if is_sentinel_url(url):
+        return parse_sentinel_url(url).password is not None
+    return bool(urlsplit(url).password)
 
 
 def embedded_redis_url(data_dir: Path) -> str:

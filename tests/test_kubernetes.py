@@ -5,9 +5,12 @@ once, and every object is one the cluster's APIs know."""
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import pytest
@@ -38,6 +41,7 @@ API_VERSIONS = {
     "HorizontalPodAutoscaler": "autoscaling/v2",
     "ScaledObject": "keda.sh/v1alpha1",
     "TriggerAuthentication": "keda.sh/v1alpha1",
+    "NetworkPolicy": "networking.k8s.io/v1",
 }
 
 
@@ -378,3 +382,213 @@ def test_kustomize_builds_the_same_objects(objects):
     applied = {(o["kind"], o["metadata"]["name"]) for o in yaml.safe_load_all(built) if o}
     expected = {(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] != "Secret"}
     assert applied == expected
+
+
+def test_each_process_holds_only_its_own_services_database_url(workloads):
+    """A worker holds the role of its own database and no other: the blog worker, which parses
+    hostile feeds, cannot open the subscribers' database. The relay reads every outbox and the
+    migration migrates every database; the gateway, beat and the mailbox open none."""
+    every = {f"{service.upper()}_DATABASE_URL" for service in SERVICES}
+    expected = {
+        **{service: {f"{service.upper()}_DATABASE_URL"} for service in SERVICES},
+        "relay": every,
+        "migrate": every,
+    }
+    for name, workload in workloads.items():
+        given = {variable["name"] for variable in container(workload).get("env", [])}
+        assert given & every == expected.get(name, set()), name
+
+
+def test_each_services_database_url_names_a_role_of_its_own(secret):
+    """One role per service (deploy/postgres-init.sql): a URL of one service opens no other's
+    database, whatever the operator puts in the passwords."""
+    for service in SERVICES:
+        url = make_url(secret[f"{service.upper()}_DATABASE_URL"])
+        assert (url.username, url.database) == (service, service), url
+    passwords = [make_url(secret[f"{s.upper()}_DATABASE_URL"]).password for s in SERVICES]
+    assert len(set(passwords)) == len(SERVICES), "one password for every role"
+
+
+def test_redis_asks_every_client_for_a_password(secret, config, workloads):
+    url = urlsplit(secret["REDIS_URL"])
+    assert url.scheme in ("redis", "rediss") and url.password, "REDIS_URL carries no password"
+    assert secret["keda-redis-password"], "KEDA could not read the queues"
+    assert secret["keda-redis-username"] == url.username
+    # And the processes refuse a Redis without one, so a blank password cannot slip through.
+    for name, workload in workloads.items():
+        if name in ("migrate", "mailbox"):
+            continue
+        environ = container_environment(workload, config, {**secret, "SECRET_KEY": "k" * 40})
+        environ["REDIS_URL"] = "redis://redis.sistercities.svc:6379/0"
+        with pytest.raises(ConfigError, match="REDIS_URL must carry a password"):
+            LauncherSettings.from_env(environ)
+
+
+def test_the_gateway_behind_its_ingress_sees_each_visitors_address(deployments, config, secret):
+    environ = container_environment(
+        deployments["gateway"], config, {**secret, "SECRET_KEY": "k" * 40}
+    )
+    assert GatewaySettings.from_env(environ).trusted_proxies == 1
+
+
+# What NetworkPolicies let through, as the API documents it: a pod no policy selects in a
+# direction is open that way; a selected one takes only what some rule of those policies
+# admits. Both ends must agree: the sender's egress and the receiver's ingress.
+@dataclass(frozen=True)
+class Pod:
+    labels: tuple[tuple[str, str], ...]
+    namespace: str = NAMESPACE
+
+
+def pod(namespace: str = NAMESPACE, **labels: str) -> Pod:
+    return Pod(tuple(labels.items()), namespace)
+
+
+REDIS = pod(**{"app.kubernetes.io/name": "redis"})
+POSTGRESQL = pod(**{"app.kubernetes.io/name": "postgresql"})
+INGRESS_CONTROLLER = pod("ingress-nginx", **{"app.kubernetes.io/name": "ingress-nginx"})
+KEDA_OPERATOR = pod("keda", app="keda-operator")
+KUBE_DNS = pod("kube-system", **{"k8s-app": "kube-dns"})
+# Something else that runs in the namespace (another team's pod, a debugging shell).
+STRANGER = pod(app="debug-shell")
+INTERNET = "93.184.216.34"
+INTERNET_V6 = "2606:2800:220:1::1"
+PRIVATE = ("10.0.0.7", "172.16.3.4", "192.168.1.1", "169.254.169.254", "127.0.0.1", "fd00::1")
+
+
+def matches(selector: dict, labels: dict[str, str]) -> bool:
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        if operator in ("In", "NotIn"):
+            held = (labels.get(key) in expression["values"]) == (operator == "In")
+        else:
+            held = (key in labels) == (operator == "Exists")
+        if not held:
+            return False
+    return True
+
+
+def peer_admits(peer: dict, other: Pod | str) -> bool:
+    if "ipBlock" in peer:
+        if not isinstance(other, str):
+            return False  # pods are found by their labels, never by an address range here
+        address, block = ipaddress.ip_address(other), peer["ipBlock"]
+        within = [ipaddress.ip_network(block["cidr"])]
+        excepted = [ipaddress.ip_network(cidr) for cidr in block.get("except", [])]
+        inside = any(address.version == net.version and address in net for net in within)
+        return inside and not any(address.version == n.version and address in n for n in excepted)
+    if isinstance(other, str):
+        return False
+    if "namespaceSelector" in peer:
+        namespace_labels = {"kubernetes.io/metadata.name": other.namespace}
+        if not matches(peer["namespaceSelector"], namespace_labels):
+            return False
+    elif other.namespace != NAMESPACE:
+        return False
+    return matches(peer.get("podSelector", {}), dict(other.labels))
+
+
+def rule_admits(rule: dict, peers: str, other: Pod | str, port: int) -> bool:
+    ports = rule.get("ports")
+    if ports and not any(p["port"] == port and p.get("protocol", "TCP") == "TCP" for p in ports):
+        return False
+    return not rule.get(peers) or any(peer_admits(peer, other) for peer in rule[peers])
+
+
+def lets_through(
+    policies: list[dict], direction: str, at: Pod, other: Pod | str, port: int
+) -> bool:
+    if at.namespace != NAMESPACE:
+        return True  # none of our policies hold there
+    selecting = [
+        policy["spec"]
+        for policy in policies
+        if direction in policy["spec"]["policyTypes"]
+        and matches(policy["spec"]["podSelector"], dict(at.labels))
+    ]
+    peers = "from" if direction == "Ingress" else "to"
+    return not selecting or any(
+        rule_admits(rule, peers, other, port)
+        for spec in selecting
+        for rule in spec.get(direction.lower(), [])
+    )
+
+
+@pytest.fixture(scope="module")
+def reach(objects, workloads):
+    """reach(source, destination, port): may the connection be made? A workload's name stands
+    for its pods; an address string for a host outside the cluster."""
+    policies = list(of_kind(objects, "NetworkPolicy").values())
+
+    def as_pod(end: Pod | str) -> Pod | str:
+        if isinstance(end, str) and end in workloads:
+            labels = workloads[end]["spec"]["template"]["metadata"]["labels"]
+            return Pod(tuple(labels.items()))
+        return end
+
+    def connects(source: Pod | str, destination: Pod | str, port: int) -> bool:
+        source, destination = as_pod(source), as_pod(destination)
+        sends = isinstance(source, str) or lets_through(
+            policies, "Egress", source, destination, port
+        )
+        takes = isinstance(destination, str) or lets_through(
+            policies, "Ingress", destination, source, port
+        )
+        return sends and takes
+
+    return connects
+
+
+def test_a_default_deny_policy_closes_every_pod_of_the_namespace(objects):
+    closing = [
+        policy
+        for policy in of_kind(objects, "NetworkPolicy").values()
+        if policy["spec"]["podSelector"] == {}
+        and set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not policy["spec"].get("ingress")
+        and not policy["spec"].get("egress")
+    ]
+    assert closing, "no default-deny NetworkPolicy"
+
+
+def test_only_the_blog_worker_reaches_the_internet(reach, workloads):
+    for name in workloads:
+        for address in (INTERNET, INTERNET_V6):
+            assert reach(name, address, 443) == (name == "blog"), (name, address)
+        assert reach(name, INTERNET, 8080) == (name == "blog"), name
+        # Feeds never on private, loopback or link-local addresses: the cloud's metadata
+        # service (169.254.169.254) least of all.
+        for address in PRIVATE:
+            assert not reach(name, address, 80), (name, address)
+        assert reach(name, KUBE_DNS, 53), f"{name} cannot resolve names"
+
+
+def test_the_notifier_reaches_mail_servers_on_the_submission_ports_only(reach):
+    for port in (25, 465, 587):
+        assert reach("notifier", "203.0.113.9", port)
+    assert not reach("notifier", "203.0.113.9", 443)
+
+
+def test_only_our_pods_that_need_them_reach_redis_and_postgresql(reach, workloads):
+    opens_a_database = {*SERVICES, "relay", "migrate"}
+    for name in workloads:
+        assert reach(name, REDIS, 6379) == (name != "migrate"), name
+        assert reach(name, POSTGRESQL, 5432) == (name in opens_a_database), name
+    assert reach(KEDA_OPERATOR, REDIS, 6379), "KEDA cannot read the queues' lengths"
+    for outsider in (STRANGER, INGRESS_CONTROLLER, pod("default", app="anything"), INTERNET):
+        assert not reach(outsider, REDIS, 6379), outsider
+        assert not reach(outsider, POSTGRESQL, 5432), outsider
+
+
+def test_the_gateway_is_reached_from_the_ingress_and_the_mailbox_by_mail(reach, workloads):
+    assert reach(INGRESS_CONTROLLER, "gateway", 8000)
+    assert reach(INTERNET, "mailbox", 2525)
+    for outsider in (STRANGER, INTERNET, pod("default", app="anything")):
+        assert not reach(outsider, "gateway", 8000), outsider
+    # Nothing else takes connections from anywhere.
+    for name in set(workloads) - {"gateway", "mailbox"}:
+        for source in (INTERNET, INGRESS_CONTROLLER, STRANGER, "gateway", "blog"):
+            assert not reach(source, name, 8000), (source, name)
