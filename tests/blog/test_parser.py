@@ -163,9 +163,11 @@ def test_a_body_naming_an_endless_device_is_refused_at_once():
 
 
 def test_a_web_page_names_its_feed_and_a_flood_of_link_tags_takes_linear_time():
-    page = (b'<html><head><link rel="stylesheet" href="/s.css"><link rel="alternate" '
-            b'type="application/rss+xml" href="https://example.org/feed"></head></html>')  # fmt: skip
-    with pytest.raises(NotAFeed, match="its feed seems to be https://example.org/feed"):
+    page = (
+        b'<html><head><link rel="stylesheet" href="/s.css"><link rel="alternate" '
+        b'type="application/rss+xml" href="https://example.org/feed"></head></html>'
+    )
+    with pytest.raises(NotAFeed, match=r"its feed seems to be https://example\.org/feed"):
         parse_feed(page, URL, "text/html")
 
     def refuse(body: bytes) -> None:
