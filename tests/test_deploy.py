@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from services.gateway.config import GatewaySettings
+from services.notifier.config import load_mailbox_settings
 from shared.routing import SERVICES
 from sistercities.cli import main
 from sistercities.config import LauncherSettings, known_variables
@@ -91,6 +92,7 @@ def test_the_readme_documents_every_variable():
 COMPOSE_VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")
 SECRETS = {
     "SECRET_KEY": "s" * 40,
+    "UNSUBSCRIBE_KEY": "u" * 64,
     "REDIS_PASSWORD": "redis0password",
     "POSTGRES_PASSWORD": "superuser0password",
     **{f"{service.upper()}_DB_PASSWORD": f"{service}0password" for service in SERVICES},
@@ -145,11 +147,12 @@ def test_compose_processes_start_with_valid_production_settings(compose):
         command = spec["command"]
         if command[1] == "gateway":
             GatewaySettings.from_env(environ)
-        elif command[1] == "worker" or command[1:] == ["notifier", "mailbox"]:
-            service = command[2] if command[1] == "worker" else "notifier"
-            settings = importlib.import_module(f"services.{service}.config").load_settings(environ)
-            if command[1] == "worker":
-                assert make_url(settings.database_url).get_backend_name() == "postgresql"
+        elif command[1:] == ["notifier", "mailbox"]:
+            load_mailbox_settings(environ)
+        elif command[1] == "worker":
+            config = importlib.import_module(f"services.{command[2]}.config")
+            settings = config.load_settings(environ)
+            assert make_url(settings.database_url).get_backend_name() == "postgresql"
         else:
             LauncherSettings.from_env(environ)
 

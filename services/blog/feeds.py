@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.blog import intervals
+from services.blog.addresses import is_public
 from services.blog.links import BadFeedUrl, feed_url
 from services.blog.models import Feed, Post
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -52,7 +53,7 @@ def _refuse_literal_private_address(url: str) -> None:
         if host == "localhost" or host.endswith(".localhost"):
             raise InvalidInput("feeds on this machine's own addresses are not allowed") from None
         return
-    if not address.is_global:
+    if not is_public(address):
         raise InvalidInput("feeds on private, loopback or link-local addresses are not allowed")
 
 

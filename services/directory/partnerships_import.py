@@ -115,8 +115,13 @@ class ImportReport:
 
 def read_rows(text: str, report: ImportReport) -> Iterator[Row]:
     """Rows of either format; a malformed row is reported and skipped."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), skipinitialspace=True)
-    header = [column.strip().lower() for column in reader.fieldnames or []]
+    # Universal newlines: a lone "\r" ends a line (as old spreadsheets write them).
+    stream = io.StringIO(text.lstrip("\ufeff"), newline=None)
+    reader = csv.DictReader(stream, skipinitialspace=True)
+    try:
+        header = [column.strip().lower() for column in reader.fieldnames or []]
+    except csv.Error as error:
+        raise RowError(f"the first line is not a CSV header ({error})") from None
     reader.fieldnames = header
     if header[: len(TWIN_CITIES_COLUMNS)] == TWIN_CITIES_COLUMNS:
         parse = _twin_cities_row
@@ -127,7 +132,15 @@ def read_rows(text: str, report: ImportReport) -> Iterator[Row]:
             "unrecognised header: expected twin_cities.csv's "
             f"{','.join(TWIN_CITIES_COLUMNS)} or {','.join(NATIVE_REQUIRED)},since,status,source"
         )
-    for record in reader:
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:  # a field past the csv module's limit, a stray quote
+            report.rows_read += 1
+            report.rejected.append((reader.line_num, f"not a CSV row ({error})"))
+            continue
         report.rows_read += 1
         line = reader.line_num
         try:

@@ -56,6 +56,11 @@ class NotifierSettings(ServiceSettings):
         """The key of the links in mail: SECRET_KEY's for mail tokens, never the sessions'."""
         return derive_key(self.secret_key or _development_key(self.data_dir), MAIL_TOKENS)
 
+    def legacy_link_key(self) -> str:
+        """The key the links of older mail were signed with (SECRET_KEY itself): their
+        unsubscribe and preferences links keep working (``tokens.Tokens``)."""
+        return self.secret_key or _development_key(self.data_dir)
+
     def unsubscribe_key(self) -> str:
         """What the mailbox is given (UNSUBSCRIBE_KEY): it checks unsubscribe tokens only."""
         return purpose_key(self.mail_token_key(), "unsubscribe")

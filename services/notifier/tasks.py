@@ -23,7 +23,7 @@ SEND_TASK = "notifier.send_digests"
 
 @functools.cache
 def tokens() -> Tokens:
-    return Tokens(runtime.settings.mail_token_key())
+    return Tokens(runtime.settings.mail_token_key(), runtime.settings.legacy_link_key())
 
 
 def mail_settings() -> deliveries.MailSettings:

@@ -25,6 +25,11 @@ from shared.keys import derive_key
 CONFIRM_MAX_AGE = timedelta(days=7)
 MAX_TOKEN_CHARS = 500
 PURPOSES = ("confirm", "unsubscribe", "preferences")
+# Links in mail sent before keys were derived per purpose were signed with SECRET_KEY itself
+# and carry an unkeyed address hash. Unsubscribe and preferences links stay in mailboxes for
+# years and must keep working; their address marks are told apart by this prefix.
+LEGACY_PURPOSES = ("unsubscribe", "preferences")
+LEGACY_MARK = "legacy:"
 
 
 class Link(NamedTuple):
@@ -51,30 +56,48 @@ class TokenReader:
 
     def read(self, purpose: str, token: str) -> Link:
         """The link a token stands for; ``InvalidInput`` for anything else."""
-        max_age = CONFIRM_MAX_AGE.total_seconds() if purpose == "confirm" else None
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
-            raise InvalidInput("this link is not valid")
-        try:
-            link = Link(*self._serializers[purpose].loads(token, max_age=max_age))
-        except SignatureExpired:
-            raise InvalidInput("this link has expired; subscribe again for a new one") from None
-        except (BadSignature, ValueError, TypeError):
-            raise InvalidInput("this link is not valid") from None
-        if not (
-            isinstance(link.subscriber_id, int)
-            and isinstance(link.mark, str)
-            and isinstance(link.round, int | None)
-        ):
-            raise InvalidInput("this link is not valid")
-        return link
+        return _load(self._serializers[purpose], purpose, token)
+
+
+def _load(serializer: URLSafeTimedSerializer, purpose: str, token: str) -> Link:
+    max_age = CONFIRM_MAX_AGE.total_seconds() if purpose == "confirm" else None
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise InvalidInput("this link is not valid")
+    try:
+        link = Link(*serializer.loads(token, max_age=max_age))
+    except SignatureExpired:
+        raise InvalidInput("this link has expired; subscribe again for a new one") from None
+    except (BadSignature, ValueError, TypeError):
+        raise InvalidInput("this link is not valid") from None
+    if not (
+        isinstance(link.subscriber_id, int)
+        and isinstance(link.mark, str)
+        and isinstance(link.round, int | None)
+    ):
+        raise InvalidInput("this link is not valid")
+    return link
 
 
 class Tokens(TokenReader):
-    """Makes and reads the tokens of every purpose: the notifier's worker."""
+    """Makes and reads the tokens of every purpose: the notifier's worker. ``legacy_key``
+    (SECRET_KEY itself) still reads the unsubscribe and preferences links of older mail."""
 
-    def __init__(self, mail_token_key: str):
+    def __init__(self, mail_token_key: str, legacy_key: str | None = None):
         super().__init__({purpose: purpose_key(mail_token_key, purpose) for purpose in PURPOSES})
         self._address_key = derive_key(mail_token_key, "mail-token.address").encode()
+        self._legacy = {
+            purpose: URLSafeTimedSerializer(legacy_key, salt=f"sistercities.{purpose}")
+            for purpose in (LEGACY_PURPOSES if legacy_key else ())
+        }
+
+    def read(self, purpose: str, token: str) -> Link:
+        try:
+            return super().read(purpose, token)
+        except InvalidInput:
+            if purpose not in self._legacy:
+                raise
+        link = _load(self._legacy[purpose], purpose, token)
+        return link._replace(mark=LEGACY_MARK + link.mark)
 
     def make(self, purpose: str, subscriber_id: int, email: str, round: int | None = None) -> str:
         link = [subscriber_id, self.fingerprint(email)]
@@ -84,6 +107,9 @@ class Tokens(TokenReader):
         return hmac.new(self._address_key, email.encode(), hashlib.sha256).hexdigest()[:16]
 
     def same_address(self, mark: str, email: str) -> bool:
+        if mark.startswith(LEGACY_MARK):
+            unkeyed = hashlib.sha256(email.encode()).hexdigest()[:16]
+            return hmac.compare_digest(mark.removeprefix(LEGACY_MARK), unkeyed)
         return hmac.compare_digest(mark, self.fingerprint(email))
 
 
