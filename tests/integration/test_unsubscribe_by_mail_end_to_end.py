@@ -6,6 +6,7 @@ the worker's holds the token or the sender's address."""
 
 import smtplib
 import socket
+import threading
 from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import count_rows
 from tests.integration.test_subscriptions_end_to_end import confirm_by_page, link_path
+from tests.notifier.test_mailbox import hostile_subject
 from tests.stack import free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -52,10 +54,8 @@ def follow(mailto: str, port: int, subject: str | None = None) -> tuple[str, int
     return parts.path, client_port
 
 
-def test_the_mailto_of_a_received_mail_unsubscribes_its_subscriber(
-    client, stack, clean_databases, mail_sink, mailbox_port
-):
-    address = "ada.byron@example.org"
+def confirmed_subscriber(client, clean_databases, mail_sink, address: str) -> tuple[str, str]:
+    """Subscribe and confirm ``address``; its unsubscribe token and mailto, from the mail."""
     client.post("/api/v1/subscriptions", json={"email": address})
     (confirmation,) = wait_for(lambda: mail_sink.to(address), what="the confirmation mail")
     message = confirmation.message
@@ -64,10 +64,18 @@ def test_the_mailto_of_a_received_mail_unsubscribes_its_subscriber(
     )
     status = "SELECT count(*) FROM subscribers WHERE status = :status"
     assert count_rows(clean_databases["notifier"], status, status="confirmed") == 1
-
     link, mailto = (part.strip(" <>") for part in message["List-Unsubscribe"].split(","))
     token = link.rsplit("/", 1)[1]
     assert mailto == f"mailto:unsubscribe@sistercities.localhost?subject=unsubscribe%20{token}"
+    return token, mailto
+
+
+def test_the_mailto_of_a_received_mail_unsubscribes_its_subscriber(
+    client, stack, clean_databases, mail_sink, mailbox_port
+):
+    address = "ada.byron@example.org"
+    token, mailto = confirmed_subscriber(client, clean_databases, mail_sink, address)
+    status = "SELECT count(*) FROM subscribers WHERE status = :status"
 
     # A token with its signature changed: accepted like any mail, and nothing changes.
     tampered = token[:-8] + ("A" if token[-8] != "A" else "B") + token[-7:]
@@ -95,3 +103,28 @@ def test_a_recipient_other_than_unsubscribe_is_refused(stack, mailbox_port):
         smtp.docmd("MAIL", "FROM:<ada@example.org>")
         code, text = smtp.docmd("RCPT", "TO:<news@sistercities.localhost>")
     assert (code, text[:5]) == (550, b"5.1.1")
+
+
+def test_a_hostile_subject_sent_to_the_running_mailbox_unsubscribes_and_stalls_no_one(
+    client, stack, clean_databases, mail_sink, mailbox_port
+):
+    """The review's attack on `sistercities notifier mailbox` itself: folded encoded words
+    that decode to the token and a 45,000-letter run (it held every client for 10 s)."""
+    token, _mailto = confirmed_subscriber(client, clean_databases, mail_sink, "bo@example.org")
+    answers: list[int] = []
+
+    def hostile_client() -> None:
+        with smtplib.SMTP("127.0.0.1", mailbox_port, timeout=60) as smtp:
+            smtp.sendmail("bo@example.org", ["unsubscribe@sistercities.localhost"],
+                          hostile_subject(token))  # fmt: skip
+            answers.append(250)
+
+    sender = threading.Thread(target=hostile_client)
+    sender.start()
+    with smtplib.SMTP("127.0.0.1", mailbox_port, timeout=60) as other:
+        assert other.ehlo()[0] == 250 and other.noop()[0] == 250
+    sender.join()
+    assert answers == [250]
+    status = "SELECT count(*) FROM subscribers WHERE status = 'unsubscribed'"
+    wait_for(lambda: count_rows(clean_databases["notifier"], status) == 1,
+             what="the worker to unsubscribe the subscriber")  # fmt: skip
