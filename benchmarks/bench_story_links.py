@@ -47,13 +47,15 @@ def load_corpus() -> list[dict]:
 
 
 def labeled_city(index: SearchIndex, label: list[str]) -> int:
-    """The directory city a label [name, country code, region?] means: the most populous of
-    that own name in that country (and region, when the label gives one)."""
+    """The directory city a label [name, country code, region?] means: the most populous
+    city of that own name (accents and "St." aside) in that country (and region, when the
+    label gives one)."""
     name, country_code, *region = label
+    folded = normalize(name)
     ids = [
         city_id
-        for city_id in index.ids_by_name.get(normalize(name), ())
-        if index.cities[city_id].name == name
+        for city_id in index.ids_by_name.get(folded, ())
+        if index.own_name[city_id] == folded
         and index.cities[city_id].country_code == country_code
         and (not region or index.cities[city_id].region == region[0])
     ]

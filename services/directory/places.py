@@ -64,6 +64,9 @@ WELL_KNOWN_POPULATION = 1_000_000
 ALTERNATE_NAME_POPULATION = 100_000
 # Being known by the very name written counts as ten times the people (one step of _renown).
 OWN_NAME_BONUS = 1.0
+# How much better known (in _renown's steps) the first of two namesakes must be when nothing
+# else tells them apart.
+NAMESAKE_MARGIN = 0.5
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -221,7 +224,10 @@ def _read_context(index: SearchIndex, context: Context, mention: Mention) -> Non
         or longer_name
         or (not preposition and context.speech_next_to(start, end))
     )
-    at_start = context.starts_sentence(start)
+    # A name of several capitalized words ("The Hague") is written as a name even there.
+    at_start = context.starts_sentence(start) and not all(
+        token.capitalized for token in context.tokens[start:end][1:2]
+    )
     weak = (
         at_start
         or (end - start == 1 and phrase in COMMON_WORDS)
@@ -273,7 +279,10 @@ def _decide(
             -city_id,
         )
 
-    mention.chosen = max(mention.ids, key=rank)
+    ranked = sorted(mention.ids, key=rank, reverse=True)
+    if not mention.strong and _too_close(index, rank, ranked, mention.phrase):
+        return
+    mention.chosen = ranked[0]
     extra = []
     if mention.chosen in partners:
         partner = index.cities[min(partners[mention.chosen])]
@@ -320,6 +329,20 @@ def _known_by(index: SearchIndex, ids: tuple[int, ...], phrase: str, population:
     return any(
         index.own_name[city_id] == phrase or index.cities[city_id].population >= population
         for city_id in ids
+    )
+
+
+def _too_close(index: SearchIndex, rank, ranked: list[int], phrase: str) -> bool:
+    """Two namesakes that nothing in the story tells apart and that are about as well known
+    ("in Lincoln": England's or Nebraska's?): no link rather than a coin toss."""
+    if len(ranked) < 2:
+        return False
+    first, second = rank(ranked[0]), rank(ranked[1])
+    return (
+        first[:3] == second[:3]
+        and index.cities[ranked[1]].population > 0
+        and index.own_name[ranked[1]] == phrase
+        and first[3] - second[3] < NAMESAKE_MARGIN
     )
 
 
