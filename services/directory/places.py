@@ -67,6 +67,8 @@ OWN_NAME_BONUS = 1.0
 # How much better known (in _renown's steps) the first of two namesakes must be when nothing
 # else tells them apart.
 NAMESAKE_MARGIN = 0.5
+# Partners found let more partners be found; a story settles in two or three rounds.
+MAX_ROUNDS = 6
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -112,9 +114,17 @@ def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:
     } & _phrases(context)
 
     anchors: dict[int, int] = {}  # accepted city -> the mention that found it
-    while True:
+    for _round in range(MAX_ROUNDS):
         for number, mention in enumerate(mentions):
+            # The cities found elsewhere, and the namesakes of names written as places there
+            # ("Nashville ... in Tamworth": Tamworth, New South Wales, Nashville's sister).
             others = {city for city, found_by in anchors.items() if found_by != number}
+            others.update(
+                city_id
+                for other_number, other in enumerate(mentions)
+                if other_number != number and (other.placed or other.strong) and not other.person
+                for city_id in other.ids
+            )
             _decide(index, mention, others, countries_named, regions_named, mentions, number)
         accepted = {m.chosen: n for n, m in enumerate(mentions) if m.chosen is not None}
         if accepted.keys() == anchors.keys():
@@ -225,14 +235,17 @@ def _read_context(index: SearchIndex, context: Context, mention: Mention) -> Non
         or (not preposition and context.speech_next_to(start, end))
     )
     # A name of several capitalized words ("The Hague") is written as a name even there.
-    at_start = context.starts_sentence(start) and not all(
-        token.capitalized for token in context.tokens[start:end][1:2]
+    at_start = context.starts_sentence(start) and (
+        end - start == 1 or not context.tokens[start + 1].capitalized
     )
+    if not _known_by(index, mention.ids, phrase, ALTERNATE_NAME_POPULATION):
+        # Only strong evidence or a partner links a small place by another of its names.
+        mention.placed = False
+        return
     weak = (
         at_start
         or (end - start == 1 and phrase in COMMON_WORDS)
         or context.definite_thing(start, end)
-        or not _known_by(index, mention.ids, phrase, ALTERNATE_NAME_POPULATION)
     )
     if not weak:
         mention.placed = True
@@ -252,7 +265,8 @@ def _decide(
     mentions: list[Mention],
     number: int,
 ) -> None:
-    """Choose the mention's city, or none, given the cities found elsewhere (anchors)."""
+    """Choose the mention's city, or none, given the cities found or written as places
+    elsewhere in the story (anchors)."""
     mention.chosen = None
     if not mention.ids:
         return
@@ -262,6 +276,7 @@ def _decide(
         if index.sisters.get(city_id, set()) & anchors
     }
     listed = _listed_after(mentions, number)
+    chosen = {other.chosen for other in mentions}
     if mention.person and not mention.strong:
         return
     if not (mention.strong or mention.placed or partners or listed):
@@ -285,7 +300,7 @@ def _decide(
     mention.chosen = ranked[0]
     extra = []
     if mention.chosen in partners:
-        partner = index.cities[min(partners[mention.chosen])]
+        partner = index.cities[min(partners[mention.chosen], key=lambda c: (c not in chosen, c))]
         extra.append(
             f"'{mention.original}' — sister of {partner.name}, mentioned in the same story"
         )
