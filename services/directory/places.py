@@ -20,8 +20,10 @@ wins, "New York City" over "York"), then the words around each name decide.
   nothing changes), "in / from / to X", a list with a city already found ("from Accra and
   Ouagadougou").
 - Among namesakes: the candidate the evidence names, then a partner of another city found,
-  then one known by this very name (not another of its names), then one whose country or
-  region the story names, then the most populous.
+  then the best known (people and partnerships on log scales), a city known by this very
+  name (not another of its names) and one whose country or region the story names counting
+  as ten times better known each; two namesakes within about three times of each other
+  that nothing else tells apart are not guessed ("in Lincoln": England's or Nebraska's?).
 
 Each link keeps the evidence that made it, in words for staff.
 
@@ -62,8 +64,10 @@ WELL_KNOWN_POPULATION = 1_000_000
 # A city known here only by another of its names must be this large to link without
 # evidence: small places carry odd alternate names (At Tall is also "Tell").
 ALTERNATE_NAME_POPULATION = 100_000
-# Being known by the very name written counts as ten times the people (one step of _renown).
+# Being known by the very name written counts as ten times the people (one step of
+# _renown); the city's country or region named elsewhere in the story, as much again.
 OWN_NAME_BONUS = 1.0
+NAMED_NEARBY_BONUS = 1.0
 # How much better known (in _renown's steps) the first of two namesakes must be when nothing
 # else tells them apart.
 NAMESAKE_MARGIN = 0.5
@@ -106,12 +110,13 @@ def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:
     context = Context(text, [token for token in tokens if token.folded])
     mentions = _mentions(index, context)
     countries_named = _countries_named(context)
+    # A region named in the story, not as one of its city names ("Oaxaca" the city).
     regions_named = {
         normalize(index.cities[city_id].region)
         for mention in mentions
         for city_id in mention.ids
         if index.cities[city_id].region
-    } & _phrases(context)
+    } & _phrases(context) - {mention.phrase for mention in mentions}
 
     anchors: dict[int, int] = {}  # accepted city -> the mention that found it
     for _round in range(MAX_ROUNDS):
@@ -235,8 +240,12 @@ def _read_context(index: SearchIndex, context: Context, mention: Mention) -> Non
         or (not preposition and context.speech_next_to(start, end))
     )
     # A name of several capitalized words ("The Hague") is written as a name even there.
+    # A name of several capitalized words ("The Hague") is written as a name even at a
+    # sentence's start, if a sizeable city bears it ("Union Square" may be a square).
     at_start = context.starts_sentence(start) and (
-        end - start == 1 or not context.tokens[start + 1].capitalized
+        end - start == 1
+        or not context.tokens[start + 1].capitalized
+        or not _known_by(index, mention.ids, phrase, ALTERNATE_NAME_POPULATION, own=False)
     )
     if not _known_by(index, mention.ids, phrase, ALTERNATE_NAME_POPULATION):
         # Only strong evidence or a partner links a small place by another of its names.
@@ -287,10 +296,10 @@ def _decide(
         region = normalize(city.region) if city.region else ""
         return (
             city_id in partners,
-            city.country_code in countries_named,
-            region in regions_named and region != mention.phrase,
             _renown(index, city_id)
-            + (OWN_NAME_BONUS if index.own_name[city_id] == mention.phrase else 0),
+            + OWN_NAME_BONUS * (index.own_name[city_id] == mention.phrase)
+            + NAMED_NEARBY_BONUS * (city.country_code in countries_named)
+            + NAMED_NEARBY_BONUS * (region in regions_named and region != mention.phrase),
             -city_id,
         )
 
@@ -338,11 +347,14 @@ def _fitting(index: SearchIndex, ids: tuple[int, ...], qualifier: str) -> tuple[
     )
 
 
-def _known_by(index: SearchIndex, ids: tuple[int, ...], phrase: str, population: int) -> bool:
-    """Whether a candidate bears this name as its own, or is large enough that another of
-    its names is not a small place's oddity."""
+def _known_by(
+    index: SearchIndex, ids: tuple[int, ...], phrase: str, population: int, own: bool = True
+) -> bool:
+    """Whether a candidate is large enough, or (if own) bears this name as its own so
+    that the name is not another of a small place's many names."""
     return any(
-        index.own_name[city_id] == phrase or index.cities[city_id].population >= population
+        (own and index.own_name[city_id] == phrase)
+        or index.cities[city_id].population >= population
         for city_id in ids
     )
 
@@ -354,10 +366,10 @@ def _too_close(index: SearchIndex, rank, ranked: list[int], phrase: str) -> bool
         return False
     first, second = rank(ranked[0]), rank(ranked[1])
     return (
-        first[:3] == second[:3]
+        first[0] == second[0]
         and index.cities[ranked[1]].population > 0
         and index.own_name[ranked[1]] == phrase
-        and first[3] - second[3] < NAMESAKE_MARGIN
+        and first[1] - second[1] < NAMESAKE_MARGIN
     )
 
 
