@@ -23,7 +23,7 @@ TITLES = frozenset(
     lord lady judge justice bishop archbishop father rev reverend pastor imam rabbi sheikh
     captain capt general gen colonel col lieutenant lt sergeant sgt officer dean minister
     premier chairman chairwoman chair superintendent principal coach king queen prince
-    princess emperor pope brother sister aunt uncle grandma grandpa consul secretary
+    princess emperor pope aunt uncle grandma grandpa consul secretary
     representative rep sen gov deputy director headmaster headmistress
     """.split()  # noqa: SIM905 - a word list reads better as words
 )
@@ -48,6 +48,42 @@ PLACE_RUN_WORDS = frozenset(
     """
     city cities sister sisters twin twins town hall council regional county municipal
     metropolitan metro delegation delegations committee association chamber
+    """.split()  # noqa: SIM905
+)
+# Common given names (written by hand, English and international): alone, mid-sentence,
+# such a name is a person's unless the words around it say place ("Christmas came early for
+# Grace" is not Grace, Idaho; "in Sydney" is Sydney).
+GIVEN_NAMES = frozenset(
+    """
+    aaron abby abdul abigail adam adrian ahmed aisha alan albert alex alexander alexandra
+    alexandria alice alicia ali alison allen alma amanda amber amelia amy ana andre andrea
+    andrew angela angelina anita ann anna anne annie anthony antonio april arthur ashley
+    aubrey audrey aurora austin barbara ben benjamin bernard beth betty beverly bill bob
+    bonnie brandon brenda brian brooke bruce bryan caleb camila carl carlos carmen carol
+    caroline carolina catherine cecil celeste chad charles charlie charlotte chelsea chester
+    chloe chris christian christina christine cindy claire clara clayton clifford clinton
+    colin connie craig crystal cynthia dakota dale dallas dan daniel danielle david dawn
+    dean deborah denise dennis derek diana diane dolores donald donna doris dorothy douglas
+    dylan earl edgar edith edward eileen elena eli elijah elizabeth ella ellen emily emma
+    eric erica erin esther ethan eugene eva evan evelyn fatima faith felix florence frances
+    francis frank franklin fred gabriel gary george georgia gerald gloria grace grant greg
+    gregory hannah harold harriet harrison harry hassan heather helen henry hope howard
+    hugo ian irene iris irving isaac isabel isabella jack jackson jacob james jamie jane
+    janet jared jasmine jason jean jeff jennifer jeremy jerome jesse jessica jesus jill jim
+    joan joe john johnny jonathan jordan jorge jose joseph joshua joy joyce juan judith
+    judy julia julian julie justin karen kate katherine kathleen katie keith kelly kenneth
+    kevin kim kimberly kingston kyle laura lauren lawrence leah lee leo leon lewis liam
+    lily lincoln linda lisa logan lois lorraine louis louise lucas lucy luis luke lydia
+    madison marcus margaret maria marian marie marion mark marshall martha martin mary
+    mason matthew maureen maya megan melissa michael michelle miguel milan miranda mohamed
+    mohammed molly monica nancy natalie nathan neil nicholas nicole noah norman olivia
+    omar orlando oscar pamela patricia patrick paul paula peter philip phoebe rachel ralph
+    raymond rebecca regina richard rita robert roberto roger ronald rose ruby russell ruth
+    ryan sadie salem sally sam sami samuel sandra sara sarah scott sean sebastian sergio
+    sharon shirley sidney simon sofia sophia stanley stella stephanie stephen steven
+    sydney tamara teresa terry theodore thomas tiffany timothy tina todd tom tony tracy troy
+    tyler valerie vanessa vera veronica victor victoria vincent violet virginia walter wanda
+    warren wayne wendy william wilson yusuf zachary zoe
     """.split()  # noqa: SIM905
 )
 CALENDAR = frozenset(

@@ -44,6 +44,7 @@ from services.directory.names import normalize
 from services.directory.place_evidence import (
     CALENDAR,
     COMMON_WORDS,
+    GIVEN_NAMES,
     PLACE_RUN_WORDS,
     TITLES,
     Context,
@@ -254,6 +255,8 @@ def _read_context(index: SearchIndex, context: Context, mention: Mention) -> Non
     weak = (
         at_start
         or (end - start == 1 and phrase in COMMON_WORDS)
+        # "for Grace" is a person; "the Charlotte Sister Cities committee" a place's.
+        or (end - start == 1 and phrase in GIVEN_NAMES and last == end)
         or context.definite_thing(start, end)
     )
     if not weak:

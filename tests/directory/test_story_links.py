@@ -52,6 +52,8 @@ def test_the_home_page_stories_link_only_their_cities(full_directory, text, expe
         "The prize went to Sami, said the teacher.",
         "Whitney Houston's songs closed the gala.",
         "Milan Kundera's novels were the theme of the book club.",
+        "Christmas came early for Grace.",
+        "Volunteers Sarah, David and Maria cooked for the guests.",
     ],
 )
 def test_first_names_and_surnames_that_are_towns_are_people(full_directory, text):
@@ -128,6 +130,8 @@ def test_common_words_that_are_towns_are_not_links(full_directory, text):
         ("The festival in Split drew crowds.", [("Split", "HR")]),
         ("Kunming and Denver exchanged art students.", [("Kunming", "CN"), ("Denver", "US")]),
         ("Teachers from Accra and Ouagadougou met.", [("Accra", "GH"), ("Ouagadougou", "BF")]),
+        ("The students flew from Sydney to Regina.", [("Sydney", "AU"), ("Regina", "CA")]),
+        ("The Charlotte Sister Cities committee met.", [("Charlotte", "US")]),
     ],
 )
 def test_evidence_links_and_chooses_among_namesakes(full_directory, text, expected):
