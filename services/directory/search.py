@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.directory.geography import countries, country_name, resolve_country
 from services.directory.index_version import current_version
 from services.directory.models import City, CityName, Partnership
-from services.directory.names import normalize
+from services.directory.names import is_latin, normalize
+from services.directory.query import Reading, read_query
+from services.directory.regions import RegionKey, region_aliases
 from shared.errors import InvalidInput
 from shared.logs import get_logger
 
@@ -33,14 +35,16 @@ log = get_logger(__name__)
 
 MAX_QUERY_CHARS = 200
 MAX_LIMIT = 100
-EXACT, ALTERNATE, PREFIX, PREFIX_ALTERNATE, FUZZY = range(5)
+EXACT, ALTERNATE, PREFIX, PREFIX_ALTERNATE, FUZZY, FUZZY_ALTERNATE = range(6)
 MATCH_NAMES = {
     EXACT: "exact",
     ALTERNATE: "alternate",
     PREFIX: "prefix",
     PREFIX_ALTERNATE: "prefix",
     FUZZY: "fuzzy",
+    FUZZY_ALTERNATE: "fuzzy",
 }
+GROUPS = {EXACT: 0, ALTERNATE: 0, PREFIX: 1, PREFIX_ALTERNATE: 1, FUZZY: 2, FUZZY_ALTERNATE: 2}
 # A prefix that begins more names than this is too wide to scan per keystroke: its best
 # cities are ranked when the index is built.
 WIDE_PREFIX_NAMES = 256
@@ -51,6 +55,13 @@ FUZZY_MIN_CHARS = 4
 # How much more popular (log scale, see _popularity_score) a city found by another of its
 # names must be to come before a city whose own name matches.
 ALTERNATE_PENALTY = 4.0
+# The same for a typo: one of another name must belong to a city 100 times as popular as
+# the place whose own name is as close ("Bombey": Mumbai, not Bambey).
+TYPO_ALTERNATE_PENALTY = 2.0
+# Typos are looked for in the other names of cities this big, and in Latin letters only: the
+# symmetric-deletion index over every alternate name of every place would cost several times
+# the memory of the rest of the index (see the README's City Search section).
+TYPO_ALTERNATE_MIN_POPULATION = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,7 @@ class SearchIndex:
     short_prefixes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     deletions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     region_names: frozenset[str] = frozenset()
+    region_aliases: dict[str, frozenset[RegionKey]] = field(default_factory=dict)
 
     def sister_count(self, city_id: int) -> int:
         return len(self.sisters.get(city_id, ()))
@@ -118,8 +130,18 @@ def build_index(
     index.short_prefixes = _ranked_wide_prefixes(index)
     index.region_names = frozenset(normalize(city.region) for city in cities if city.region)
 
+    index.region_aliases = region_aliases(
+        {(city.country_code, city.region) for city in cities if city.region}
+    )
+
     deletions: dict[str, set[str]] = defaultdict(set)
-    for folded in set(index.own_name.values()):
+    typo_names = set(index.own_name.values())
+    typo_names.update(
+        folded
+        for city_id, folded in names
+        if city_id in index.cities and _typo_alternate(index.cities[city_id], folded)
+    )
+    for folded in typo_names:
         if len(folded) >= FUZZY_MIN_CHARS:
             deletions[folded].add(folded)
             for variant in _deletes(folded):
@@ -216,40 +238,59 @@ def search(index: SearchIndex, query: str, country: str | None = None, limit: in
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
     country_code = resolve_country_filter(country)
-    if country_code is None and "," in query:
-        # "Portland, Oregon" or "Paris, France": a trailing country narrows the search.
-        head, _, tail = query.rpartition(",")
-        codes = resolve_country(tail) if tail.strip() else ()
-        if codes and head.strip():
-            query, country_code = head, codes[0]
-    folded = normalize(query)
-    if not folded:
+    readings = read_query(query, index.region_aliases, index.ids_by_name.__contains__)
+    if not readings[0].name:
         raise InvalidInput("q has no letters or digits to search for")
 
-    found: dict[int, tuple[int, int]] = {}
-
-    def consider(city_id: int, kind: int, distance: int = 0) -> None:
-        if country_code and index.cities[city_id].country_code != country_code:
-            return
-        best = found.get(city_id)
-        if best is None or (kind, distance) < best:
-            found[city_id] = (kind, distance)
-
-    for city_id in index.ids_by_name.get(folded, ()):
-        consider(city_id, EXACT if index.own_name[city_id] == folded else ALTERNATE)
-    _prefix_matches(
-        index, folded, consider, lambda: len(found), limit, ranked_only=country_code is None
-    )
-    if len(found) < limit and len(folded) >= FUZZY_MIN_CHARS:
-        _fuzzy_matches(index, folded, consider)
+    # city id -> (places it fits, kind of match, edit distance), the best reading's
+    found: dict[int, tuple[int, int, int]] = {}
+    for reading in readings:
+        _read(index, reading, country_code, limit, found)
+    if not found:
+        # "Springfield Georgia" and no Springfield there: a guess beats an empty answer.
+        for reading in readings[1:]:
+            _read(index, Reading(reading.name, reading.places), country_code, limit, found)
 
     ordered = sorted(found, key=lambda city_id: _rank(index, city_id, found[city_id]))[:limit]
     results = []
     for city_id in ordered:
         result = index.cities[city_id].as_result(index.sister_count(city_id))
-        result["match"] = MATCH_NAMES[found[city_id][0]]
+        result["match"] = MATCH_NAMES[found[city_id][1]]
         results.append(result)
     return {"results": results}
+
+
+def _read(
+    index: SearchIndex,
+    reading: Reading,
+    country_code: str | None,
+    limit: int,
+    found: dict[int, tuple[int, int, int]],
+) -> None:
+    """Adds the cities one reading of the query finds. A city that fits more of the places
+    written after the name comes first; one that fits none is still a guess, unless the
+    reading is strict."""
+    folded, places = reading.name, reading.places
+
+    def consider(city_id: int, kind: int, distance: int = 0) -> None:
+        city = index.cities[city_id]
+        if country_code and city.country_code != country_code:
+            return
+        fits = sum(place.holds(city.country_code, city.region) for place in places)
+        if reading.strict and fits < len(places):
+            return
+        match = (-fits, kind, distance)
+        best = found.get(city_id)
+        if best is None or match < best:
+            found[city_id] = match
+
+    for city_id in index.ids_by_name.get(folded, ()):
+        consider(city_id, EXACT if index.own_name[city_id] == folded else ALTERNATE)
+    if not reading.strict:
+        narrowed = country_code is not None or bool(places)
+        _prefix_matches(index, folded, consider, lambda: len(found), limit, not narrowed)
+    if len(found) < limit and len(folded) >= FUZZY_MIN_CHARS:
+        _fuzzy_matches(index, folded, consider)
 
 
 def _popularity_score(index: SearchIndex, city_id: int) -> float:
@@ -258,15 +299,18 @@ def _popularity_score(index: SearchIndex, city_id: int) -> float:
     return math.log10(city.population + 1) + 1.5 * math.log2(index.sister_count(city_id) + 1)
 
 
-def _rank(index: SearchIndex, city_id: int, match: tuple[int, int]) -> tuple:
-    """Own name before alternate name before prefix before typo; but a world city found by
-    its other name ("Calcutta", "Roma") outranks a hamlet that bears that name as its own."""
-    kind, distance = match
+def _rank(index: SearchIndex, city_id: int, match: tuple[int, int, int]) -> tuple:
+    """Places fitted, then own name before alternate name before prefix before typo; but a
+    world city found by its other name ("Calcutta", "Roma", a typo of "Bombay") outranks a
+    smaller place that bears that name, or a name as close, as its own."""
+    unfitted, kind, distance = match
     score = _popularity_score(index, city_id)
     if kind in (ALTERNATE, PREFIX_ALTERNATE):
         score -= ALTERNATE_PENALTY
-    group = {EXACT: 0, ALTERNATE: 0, PREFIX: 1, PREFIX_ALTERNATE: 1, FUZZY: 2}[kind]
-    return (group, distance, -score, index.cities[city_id].name, city_id)
+    elif kind == FUZZY_ALTERNATE:
+        score -= TYPO_ALTERNATE_PENALTY
+    group = GROUPS[kind]
+    return (unfitted, group, distance, -score, index.cities[city_id].name, city_id)
 
 
 def _prefix_matches(
@@ -308,6 +352,13 @@ def _fuzzy_matches(index: SearchIndex, folded: str, consider: Callable) -> None:
             for city_id in index.ids_by_name.get(name, ()):
                 if index.own_name[city_id] == name:
                     consider(city_id, FUZZY, distance)
+                elif _typo_alternate(index.cities[city_id], name):
+                    consider(city_id, FUZZY_ALTERNATE, distance)
+
+
+def _typo_alternate(city: CityRecord, folded: str) -> bool:
+    """Whether a typo of this other name of this city is looked for (see the module)."""
+    return city.population >= TYPO_ALTERNATE_MIN_POPULATION and is_latin(folded)
 
 
 class IndexHolder:
