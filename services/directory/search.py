@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.directory.geography import countries, country_name, resolve_country
 from services.directory.index_version import current_version
 from services.directory.models import City, CityName, Partnership
-from services.directory.names import is_latin, normalize
+from services.directory.names import normalize
 from services.directory.query import Reading, read_query
 from services.directory.regions import RegionKey, region_aliases
+from services.directory.typos import DeletionIndex
 from shared.errors import InvalidInput
 from shared.logs import get_logger
 
@@ -58,10 +59,6 @@ ALTERNATE_PENALTY = 4.0
 # The same for a typo: one of another name must belong to a city 100 times as popular as
 # the place whose own name is as close ("Bombey": Mumbai, not Bambey).
 TYPO_ALTERNATE_PENALTY = 2.0
-# Typos are looked for in the other names of cities this big, and in Latin letters only: the
-# symmetric-deletion index over every alternate name of every place would cost several times
-# the memory of the rest of the index (see the README's City Search section).
-TYPO_ALTERNATE_MIN_POPULATION = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +94,7 @@ class SearchIndex:
     ids_by_name: dict[str, tuple[int, ...]] = field(default_factory=dict)
     sorted_names: list[str] = field(default_factory=list)
     short_prefixes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    deletions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    typos: DeletionIndex = field(default_factory=DeletionIndex)
     region_names: frozenset[str] = frozenset()
     region_aliases: dict[str, frozenset[RegionKey]] = field(default_factory=dict)
 
@@ -134,19 +131,7 @@ def build_index(
         {(city.country_code, city.region) for city in cities if city.region}
     )
 
-    deletions: dict[str, set[str]] = defaultdict(set)
-    typo_names = set(index.own_name.values())
-    typo_names.update(
-        folded
-        for city_id, folded in names
-        if city_id in index.cities and _typo_alternate(index.cities[city_id], folded)
-    )
-    for folded in typo_names:
-        if len(folded) >= FUZZY_MIN_CHARS:
-            deletions[folded].add(folded)
-            for variant in _deletes(folded):
-                deletions[variant].add(folded)
-    index.deletions = {variant: tuple(found) for variant, found in deletions.items()}
+    index.typos = DeletionIndex(name for name in by_name if len(name) >= FUZZY_MIN_CHARS)
     return index
 
 
@@ -176,10 +161,6 @@ def _ranked_wide_prefixes(index: SearchIndex) -> dict[str, tuple[int, ...]]:
             )[:WIDE_PREFIX_KEEP]
         )
     return ranked
-
-
-def _deletes(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def load_index(session: Session) -> SearchIndex:
@@ -343,22 +324,14 @@ def _prefix_matches(
 
 def _fuzzy_matches(index: SearchIndex, folded: str, consider: Callable) -> None:
     allowed = 1 if len(folded) < 6 else 2
-    candidates: set[str] = set()
-    for variant in {folded, *_deletes(folded)}:
-        candidates.update(index.deletions.get(variant, ()))
-    for name in candidates:
+    for name in index.typos.candidates(folded):
         distance = DamerauLevenshtein.distance(folded, name, score_cutoff=allowed)
         if distance <= allowed:
             for city_id in index.ids_by_name.get(name, ()):
                 if index.own_name[city_id] == name:
                     consider(city_id, FUZZY, distance)
-                elif _typo_alternate(index.cities[city_id], name):
+                else:
                     consider(city_id, FUZZY_ALTERNATE, distance)
-
-
-def _typo_alternate(city: CityRecord, folded: str) -> bool:
-    """Whether a typo of this other name of this city is looked for (see the module)."""
-    return city.population >= TYPO_ALTERNATE_MIN_POPULATION and is_latin(folded)
 
 
 class IndexHolder:

@@ -1,0 +1,63 @@
+"""Names within reach of a typo, by symmetric deletion (as SymSpell does, one deletion deep):
+a name is filed under itself and each form with one letter dropped, and a query looks under
+the same forms of itself, so a dropped, added, changed or swapped letter still meets.
+
+Filed compactly: one sorted array of 64-bit numbers, each a hash of a form beside the number
+of its name. A dictionary of strings to tuples cost about 200 bytes a form; this costs 8, and
+the index files millions of forms once every alternate name of every place is in. Two forms
+may share a hash: the caller measures the true distance of every name it gets back anyway.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Iterable
+
+NAME_BITS = 22
+HASH_BITS = 63 - NAME_BITS
+_NAME_MASK = (1 << NAME_BITS) - 1
+_HASH_MASK = (1 << HASH_BITS) - 1
+
+
+def deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _forms(word: str) -> set[str]:
+    return {word, *deletes(word)}
+
+
+def _hash(form: str) -> int:
+    # str hashes differ between processes (PYTHONHASHSEED), never within one: each process
+    # builds its own index.
+    return hash(form) & _HASH_MASK
+
+
+class DeletionIndex:
+    def __init__(self, names: Iterable[str] = ()):
+        self.names = tuple(sorted(set(names)))
+        if len(self.names) > _NAME_MASK:
+            raise ValueError(f"more than {_NAME_MASK:,} names to file for typos")
+        keys = [
+            _hash(form) << NAME_BITS | number
+            for number, name in enumerate(self.names)
+            for form in _forms(name)
+        ]
+        keys.sort()
+        self.keys = array("q", keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def candidates(self, word: str) -> set[str]:
+        """Names that share a form with the word: every name one edit away, and some two."""
+        found: set[str] = set()
+        keys = self.keys
+        for form in _forms(word):
+            hashed = _hash(form)
+            position = bisect.bisect_left(keys, hashed << NAME_BITS)
+            while position < len(keys) and keys[position] >> NAME_BITS == hashed:
+                found.add(self.names[keys[position] & _NAME_MASK])
+                position += 1
+        return found
