@@ -70,7 +70,7 @@ def read_query(
     is_name: Callable[[str], bool],
 ) -> list[Reading]:
     """The readings of a query, the literal one first."""
-    parts = [part for part in query.split(",") if normalize(part)]
+    parts = [part for part in query.split(",") if normalize(part)] if "," in query else []
     if len(parts) >= 2:
         places = tuple(
             place for part in parts[1:] if (place := read_place(part, aliases)) is not None
