@@ -26,7 +26,7 @@ from services.directory.geography import countries, country_name, resolve_countr
 from services.directory.index_version import current_version
 from services.directory.models import City, CityName, Partnership
 from services.directory.names import normalize
-from services.directory.query import Reading, read_query
+from services.directory.query import Place, Reading, read_query
 from services.directory.regions import RegionKey, region_aliases
 from services.directory.typos import DeletionIndex
 from shared.errors import InvalidInput
@@ -97,6 +97,8 @@ class SearchIndex:
     typos: DeletionIndex = field(default_factory=DeletionIndex)
     region_names: frozenset[str] = frozenset()
     region_aliases: dict[str, frozenset[RegionKey]] = field(default_factory=dict)
+    # country code or (country code, region) -> the cities there
+    cities_in: dict[str | RegionKey, tuple[int, ...]] = field(default_factory=dict)
 
     def sister_count(self, city_id: int) -> int:
         return len(self.sisters.get(city_id, ()))
@@ -127,6 +129,12 @@ def build_index(
     index.short_prefixes = _ranked_wide_prefixes(index)
     index.region_names = frozenset(normalize(city.region) for city in cities if city.region)
 
+    cities_in: dict[str | RegionKey, list[int]] = defaultdict(list)
+    for city in cities:
+        cities_in[city.country_code].append(city.id)
+        if city.region:
+            cities_in[(city.country_code, city.region)].append(city.id)
+    index.cities_in = {key: tuple(ids) for key, ids in cities_in.items()}
     index.region_aliases = region_aliases(
         {(city.country_code, city.region) for city in cities if city.region}
     )
@@ -252,26 +260,57 @@ def _read(
     written after the name comes first; one that fits none is still a guess, unless the
     reading is strict."""
     folded, places = reading.name, reading.places
+    fitting: set[int] = set()  # found in every place written (with none written: all found)
 
     def consider(city_id: int, kind: int, distance: int = 0) -> None:
         city = index.cities[city_id]
         if country_code and city.country_code != country_code:
             return
         fits = sum(place.holds(city.country_code, city.region) for place in places)
-        if reading.strict and fits < len(places):
+        if fits == len(places):
+            fitting.add(city_id)
+        elif reading.strict:
             return
         match = (-fits, kind, distance)
         best = found.get(city_id)
         if best is None or match < best:
             found[city_id] = match
 
+    def consider_fitting(city_id: int, kind: int, distance: int = 0) -> None:
+        city = index.cities[city_id]
+        if all(place.holds(city.country_code, city.region) for place in places):
+            consider(city_id, kind, distance)
+
     for city_id in index.ids_by_name.get(folded, ()):
         consider(city_id, EXACT if index.own_name[city_id] == folded else ALTERNATE)
     if not reading.strict:
-        narrowed = country_code is not None or bool(places)
-        _prefix_matches(index, folded, consider, lambda: len(found), limit, not narrowed)
-    if len(found) < limit and len(folded) >= FUZZY_MIN_CHARS:
+        if country_code is None and not places:
+            _prefix_matches(index, folded, consider, lambda: len(found), limit, True)
+        else:
+            # The cities in the places written first: a wide prefix's ranked few may hold
+            # none of them ("sa, NY"), and its names are too many to scan, the cities of the
+            # smallest place written are not.
+            if folded in index.short_prefixes:
+                pools = [_cities_of(index, place) for place in places]
+                if country_code:
+                    pools.append(index.cities_in.get(country_code, ()))
+                for city_id in min(pools, key=len):
+                    if index.own_name[city_id].startswith(folded):
+                        consider_fitting(city_id, PREFIX)
+            else:
+                _prefix_matches(index, folded, consider_fitting, lambda: 0, limit, False)
+            if country_code is None:
+                _prefix_matches(index, folded, consider, lambda: len(found), limit, True)
+    if len(fitting) < limit and len(folded) >= FUZZY_MIN_CHARS:
         _fuzzy_matches(index, folded, consider)
+
+
+def _cities_of(index: SearchIndex, place: Place) -> list[int]:
+    return [
+        city_id
+        for key in (*place.countries, *place.regions)
+        for city_id in index.cities_in.get(key, ())
+    ]
 
 
 def _popularity_score(index: SearchIndex, city_id: int) -> float:

@@ -141,3 +141,24 @@ def test_hostile_queries_are_just_text(full_directory, query):
 def test_an_unknown_country_filter_is_a_clear_error(full_directory):
     with pytest.raises(InvalidInput, match="unknown country"):
         search(full_directory.index, "Paris", "Atlantis")
+
+
+@pytest.mark.parametrize(("query", "region"), [("sa, NY", "New York"), ("s, Calif.", "California")])
+def test_a_short_prefix_and_a_region_put_the_cities_of_that_region_first(
+    full_directory, query, region
+):
+    results = search(full_directory.index, query)["results"]
+    in_region = [r["region"] == region for r in results]
+    assert in_region[0]
+    assert in_region == sorted(in_region, reverse=True)
+
+
+def test_a_place_that_does_not_fit_still_gives_a_guess(full_directory):
+    [first] = search(full_directory.index, "Minneapolis, Ohio", limit=1)["results"]
+    assert (first["name"], first["region"]) == ("Minneapolis", "Minnesota")
+
+
+def test_every_answer_shows_the_region(full_directory):
+    results = search(full_directory.index, "Springfield, IL")["results"]
+    assert all("region" in r for r in results)
+    assert results[0]["region"] == "Illinois"
