@@ -195,7 +195,7 @@ LINKS = {
 }
 # Two names this close (rapidfuzz ratio, 0-100) and no other as close: the same region.
 CLOSE_SPELLING = 85
-_BRACKETS = re.compile(r"\[([^\]]*)\]")
+_BRACKETS = re.compile(r"\[([^\[\]]*)\]")  # no "[" inside: a run of "[" is not rescanned
 _ISO_CODE = re.compile(r"\b[A-Z]{2}-[A-Z0-9]{1,3}\b")
 
 
