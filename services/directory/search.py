@@ -1,10 +1,25 @@
 """City Search: an in-memory index of every name of every city, loaded from the directory's
 database, so a query costs microseconds and answers the same on SQLite and PostgreSQL.
 
+A query is read by ``query`` into a name and the places written after it ("Portland, OR");
+cities in those places come first, the others stay as guesses ("Athens, Georgia" when
+Georgia the country has no Athens).
+
 Matching, best first: the exact name, an exact alternate or historical name ("Bombay"), a
-prefix for autocomplete ("minnea"), then spelling mistakes (one or two edits, found through a
-symmetric-deletion index over the cities' own names). Within each kind, cities with more
-partnerships come first, then cities with more people.
+prefix for autocomplete ("minnea"), then spelling mistakes (one or two edits of any name, own,
+alternate or historical, found through ``typos``' symmetric-deletion index). Within each kind,
+cities with more partnerships come first, then cities with more people (``_popularity_score``,
+log scales).
+
+When a big city's other name meets a smaller place's own name, the rule is:
+- the same name exactly ("Roma"): the city found by its other name must be 10,000 times as
+  popular (``ALTERNATE_PENALTY`` = 4 on the log scale), so a world city wins over a village,
+  not over a real town that bears the name as its own;
+- a typo of both ("Bombey": "Bombay" is Mumbai's other name, "Bambey" a Senegalese town's own)
+  at the same distance: 100 times (``TYPO_ALTERNATE_PENALTY`` = 2). A typo is weaker evidence
+  of which name was meant than an exact name is, so a smaller lead suffices; people misspell
+  the names they have heard, and the names they have heard belong to big places;
+- an exact name always beats a typo, and fewer edits beat more: "Bambey" is Bambey.
 """
 
 from __future__ import annotations
