@@ -174,6 +174,8 @@ def test_a_web_page_names_its_feed_and_a_flood_of_link_tags_takes_linear_time():
         with pytest.raises(NotAFeed):
             parse_feed(body, URL, "text/html")
 
-    flood = "<html><link "  # 48 KB of these took 2.6 s
-    ratio = growth(refuse, repeated(flood, SMALL).encode(), repeated(flood, LARGE).encode())
-    assert ratio < MAX_GROWTH, f"{ratio:.0f}x from {SMALL:,} to {LARGE:,} bytes"
+    # A web page of "<link " never closed: 48 KB took 2.6 s, with a feed type 40 s.
+    for flood in ("<link ", "<link type='application/rss+xml' "):
+        small, large = (f"<html {repeated(flood, size)}".encode() for size in (SMALL, LARGE))
+        ratio = growth(refuse, small, large)
+        assert ratio < MAX_GROWTH, f"{ratio:.0f}x from {SMALL:,} to {LARGE:,} bytes"
