@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -91,10 +93,18 @@ def _blocked() -> FetchError:
     return FetchError("blocked_address", "the feed's host resolves to a private or local address")
 
 
-def _retry_after(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
-        return float(value.strip())
-    return None
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds or as an HTTP date (RFC 9110 allows both); None if neither."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:  # an HTTP date is GMT; a zone-less one is read as such
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 def fetch(
@@ -150,7 +160,7 @@ def fetch(
                     "http_error",
                     f"the feed's server answered {response.status_code}",
                     status=response.status_code,
-                    retry_after=_retry_after(response.headers.get("retry-after")),
+                    retry_after=retry_after_seconds(response.headers.get("retry-after")),
                 )
             body = _read_capped(response, max_bytes, deadline)
             return FetchResult(

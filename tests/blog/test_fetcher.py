@@ -6,11 +6,13 @@ import gzip
 import threading
 import time
 import zlib
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from services.blog.fetcher import FetchError, fetch
+from services.blog.fetcher import FetchError, fetch, retry_after_seconds
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 
@@ -79,6 +81,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Retry-After", "120")
         self.end_headers()
 
+    def route_busy_until(self):
+        self.send_response(503)
+        later = datetime.now(UTC) + timedelta(hours=2)
+        self.send_header("Retry-After", format_datetime(later, usegmt=True))
+        self.end_headers()
+
 
 @pytest.fixture(scope="module")
 def server():
@@ -136,6 +144,30 @@ def test_a_redirect_loop_ends(server):
     with pytest.raises(FetchError) as caught:
         fetch(f"{server}/loop", allow_private=True)
     assert caught.value.code == "too_many_redirects"
+
+
+def test_a_server_may_say_when_to_come_back_as_a_date(server):
+    with pytest.raises(FetchError) as caught:
+        fetch(f"{server}/busy_until", allow_private=True)
+    assert caught.value.status == 503
+    assert 7190 <= caught.value.retry_after <= 7200
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        ("Tue, 08 Dec 2026 12:00:00 GMT", 3600.0),
+        ("Tue, 08 Dec 2026 10:00:00 GMT", 0.0),  # past: at once
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("Tue, 99 Foo 2026", None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_an_http_date(value, seconds):
+    now = datetime(2026, 12, 8, 11, 0, tzinfo=UTC)
+    assert retry_after_seconds(value, now) == seconds
 
 
 def test_a_busy_server_says_when_to_come_back(server):
