@@ -87,6 +87,22 @@ def canonical_link(url: str | None) -> str | None:
     query = [
         (name, value)
         for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        if name.lower() not in TRACKING_PARAMS and not name.lower().startswith("utm_")
+        if not is_tracking(name)
     ]
     return urlunsplit((parts.scheme, parts.netloc.lower(), parts.path or "/", urlencode(query), ""))
+
+
+def is_tracking(parameter: str) -> bool:
+    name = parameter.lower()
+    return name in TRACKING_PARAMS or name.startswith("utm_")
+
+
+def without_tracking(url: str) -> str:
+    """A link inside a story, its tracking parameters gone and everything else as written
+    (the query is rewritten only when there is something to remove)."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(is_tracking(name) for name, _value in pairs):
+        return url
+    kept = [(name, value) for name, value in pairs if not is_tracking(name)]
+    return urlunsplit(parts._replace(query=urlencode(kept)))

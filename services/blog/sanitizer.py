@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import nh3
 
+from services.blog.links import without_tracking
 from shared.html_allowlist import (
     ALLOWED_ATTRIBUTES,
     ALLOWED_TAGS,
@@ -96,12 +97,14 @@ def sanitize(raw_html: str, base_url: str | None = None) -> str:
         if attribute not in ("href", "src"):
             return value
         if value.startswith("https://"):  # most links: no parsing needed
-            return value
+            return without_tracking(value) if "?" in value and tag == "a" else value
         url = urljoin(base_url, value.strip()) if base_url else value.strip()
         scheme = urlsplit(url).scheme.lower()
         if tag == "img":
             return url if scheme == "https" else None  # no mixed content on an https site
-        return url if scheme in URL_SCHEMES else None
+        if scheme not in URL_SCHEMES:
+            return None
+        return without_tracking(url) if scheme != "mailto" else url
 
     cleaned = nh3.clean(
         raw_html,

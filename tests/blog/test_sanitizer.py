@@ -150,3 +150,17 @@ FLOODS = {
 def test_cleaning_a_flood_of_one_tag_takes_linear_time(unit):
     ratio = growth(clean_content, repeated(unit, SMALL), repeated(unit, LARGE))
     assert ratio < MAX_GROWTH, f"{ratio:.0f}x from {SMALL:,} to {LARGE:,} characters"
+
+
+def test_links_inside_a_story_lose_their_tracking_parameters():
+    html = sanitize(
+        '<p><a href="https://example.org/a?utm_source=medium&amp;id=7&amp;UTM_Campaign=x">a</a>'
+        '<a href="https://medium.com/@ada/post-1a2b3c4d5e6f?source=post_page-----2&amp;sk=abc">'
+        'b</a><a href="/c?ref=feed&amp;p=1#part">c</a>'
+        '<a href="https://example.org/d?q=a%20b">d</a></p>',
+        base_url="https://blog.example.org/post",
+    )
+    assert 'href="https://example.org/a?id=7"' in html
+    assert 'href="https://medium.com/@ada/post-1a2b3c4d5e6f"' in html
+    assert 'href="https://blog.example.org/c?p=1#part"' in html
+    assert 'href="https://example.org/d?q=a%20b"' in html  # nothing to remove: left as written
