@@ -63,6 +63,20 @@ def test_home_has_search_stories_subscribe_and_donate(client, site_world):
         assert not host or address.startswith("https://miro.medium.com/"), address
 
 
+def test_a_card_ends_its_real_excerpt_with_one_ellipsis(client, site_world):
+    import dataclasses
+
+    from services.blog.sanitizer import clean_content
+
+    words = " ".join(f"word{n}" for n in range(200))
+    made = clean_content(f"<p>{words}</p>").excerpt  # as the pipeline cuts it
+    assert made.endswith("…")
+    cut = dataclasses.replace(story("cut-excerpt", "A long story", 0), excerpt=made)
+    site_world.add_stories([(cut, [])])
+    html = page(client, "/")
+    assert f"{made} <a " in html and "……" not in html
+
+
 def test_a_story_title_cannot_inject_markup(client, site_world):
     for path in ("/", "/blog", f"/blog/{site_world.stories['hostile']}"):
         html = page(client, path)
