@@ -27,6 +27,14 @@ def is_medium_host(host: str | None, custom_domains: Iterable[str] = ()) -> bool
     return host == "medium.com" or host.endswith(".medium.com") or host in custom_domains
 
 
+def source_name(key: str, url: str) -> str:
+    """Where readers find a story's original: "Medium" for Medium's stories (only they get
+    Medium keys), else the host of its link ("example.org")."""
+    if key.startswith(MEDIUM_KEY_PREFIX):
+        return "Medium"
+    return (urlsplit(url).hostname or "its website").removeprefix("www.")
+
+
 def medium_post_id(guid: str | None, link: str | None) -> str | None:
     """Medium's own post id, from ``<guid>https://medium.com/p/<id></guid>`` or from the end of
     a medium.com link's path."""

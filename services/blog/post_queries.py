@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from services.blog.models import Post, PostCity, PostTag
 from services.blog.parser import slugify
+from services.blog.post_keys import source_name
 from shared.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 100
@@ -87,6 +88,7 @@ def post_summary(post: Post) -> dict:
         "title": post.title,
         "excerpt": post.excerpt,
         "url": post.url,
+        "source_name": source_name(post.key, post.url),
         "image": post.image,
         "author": post.author,
         "published_at": post.published_at.isoformat(),

@@ -37,7 +37,11 @@ class PostOut(Schema):
     id = Integer(required=True)
     title = String(required=True)
     excerpt = String(required=True, metadata={"description": "Plain text, about 60 words"})
-    url = String(required=True, metadata={"description": "The original post (on Medium)"})
+    url = String(required=True, metadata={"description": "The original post"})
+    source_name = String(
+        required=True,
+        metadata={"description": 'Where the original is: "Medium", or the host of its site'},
+    )
     image = String(allow_none=True)
     author = String(allow_none=True)
     published_at = String(required=True, metadata=MOMENT)

@@ -65,6 +65,7 @@ class StoryView:
     url: str
     image: str | None
     published_at: datetime
+    source_name: str = "the original site"
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,15 @@ class StoryPool:
 
 
 def _view(row: Story) -> StoryView:
-    return StoryView(row.post_id, row.title, row.excerpt, row.url, row.image, row.published_at)
+    return StoryView(
+        row.post_id,
+        row.title,
+        row.excerpt,
+        row.url,
+        row.image,
+        row.published_at,
+        row.source_name or StoryView.source_name,
+    )
 
 
 def last_digests(session: Session, subscriber_ids: Iterable[int]) -> dict[int, datetime]:

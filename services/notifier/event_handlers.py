@@ -60,6 +60,7 @@ def on_post_announced(session: Session, payload: dict[str, Any], _envelope: dict
     story.title = payload["title"][:1000]
     story.excerpt = payload["excerpt"]
     story.url = payload["url"]
+    story.source_name = (payload.get("source_name") or "")[:300] or None
     story.image = payload.get("image")
     story.published_at = datetime.fromisoformat(payload["published_at"])
     story.city_ids = sorted(set(payload.get("city_ids") or []))

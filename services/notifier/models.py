@@ -92,6 +92,8 @@ class Story(Base):
     title: Mapped[str] = mapped_column(String(1000))
     excerpt: Mapped[str] = mapped_column(Text)
     url: Mapped[str] = mapped_column(String(2000))
+    # "Medium" or the original's host; None for stories announced before it was sent.
+    source_name: Mapped[str | None] = mapped_column(String(300))
     image: Mapped[str | None] = mapped_column(String(2000))
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # When the notifier learned of it: digests take what arrived since the last one, so a

@@ -5,7 +5,7 @@ from functools import partial
 
 import pytest
 
-from services.blog.post_keys import is_medium_host, medium_post_id, post_key
+from services.blog.post_keys import is_medium_host, medium_post_id, post_key, source_name
 
 GUID = "https://medium.com/p/d65805bccee"  # 11 hex digits: real, see the corpus notes
 medium_key = partial(post_key, from_medium=True)
@@ -56,3 +56,9 @@ def test_other_keys_hold_within_their_feed():
     )
     assert other_key(1, None, None, "same text") == other_key(1, None, None, "same text")
     assert len(other_key(1, "x" * 100_000, None, "")) < 400
+
+
+def test_a_story_is_on_medium_only_when_medium_keyed_it():
+    assert source_name("medium:d65805bccee", "https://blog.example.org/a-d65805bccee") == "Medium"
+    assert source_name("7:guid:x", "https://medium.com/p/d65805bccee") == "medium.com"
+    assert source_name("7:link:x", "https://www.news.example.org/a") == "news.example.org"

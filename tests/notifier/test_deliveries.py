@@ -23,6 +23,7 @@ def story(post_id: int, city_ids: list[int], title: str | None = None) -> dict:
         "id": post_id, "title": title or f"Story {post_id}", "excerpt": f"About story {post_id}…",
         "url": f"https://medium.com/p/{post_id:012x}", "image": "https://cdn.example/i.jpg",
         "published_at": utcnow().isoformat(), "city_ids": city_ids, "tags": [],
+        "source_name": "Medium",
     }  # fmt: skip
 
 
@@ -53,6 +54,30 @@ def run(sessions, settings, sink, subscriber_ids, period="weekly:2026-W48"):
         claimed = deliveries.claim(session, subscriber_ids, period, utcnow(), DOMAIN)
     with SmtpSender(sink.url) as sender:
         return deliveries.send_batch(sessions.kw["bind"], sender, claimed, settings, utcnow())
+
+
+def test_a_story_is_read_on_medium_only_when_it_comes_from_medium(
+    notifier_sessions, mail_settings, sink
+):
+    with session_scope(notifier_sessions) as session:
+        reader = add_subscriber(session, "reader@example.org", [10])
+    elsewhere = {
+        **story(2, [10]),
+        "url": "https://news.example.org/a",
+        "source_name": "news.example.org",
+    }
+    older = {key: value for key, value in story(3, [10]).items() if key != "source_name"}
+    news(notifier_sessions, story(1, [10]), elsewhere, older)
+    run(notifier_sessions, mail_settings, sink, [reader])
+
+    (mail,) = sink.to("reader@example.org")
+    text = mail.message.get_body(("plain",)).get_content()
+    html = mail.message.get_body(("html",)).get_content()
+    assert "Read on Medium: https://medium.com/p/000000000001" in text
+    assert "Read on news.example.org: https://news.example.org/a" in text
+    # A story announced before the source was sent says no more than it knows.
+    assert "Read on the original site: https://medium.com/p/000000000003" in text
+    assert html.count("Read on Medium") == 1 and "Read on news.example.org" in html
 
 
 def test_each_subscriber_gets_the_stories_of_their_cities_and_sisters(

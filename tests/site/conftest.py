@@ -47,7 +47,8 @@ class SiteWorld:
 
 def story(key: str, title: str, hours_ago: int, image: str | None = None) -> PostData:
     return PostData(
-        key=key, title=title, author="Ada Writer", url=f"https://medium.com/sister-cities/{key}",
+        key=f"medium:{key}", title=title, author="Ada Writer",
+        url=f"https://medium.com/sister-cities/{key}",
         image=image, excerpt=f"What happened in {title}", tags=[{"slug": "exchange",
         "name": "Exchange"}], content_html=f"<p>The story of {key}.</p>", reading_minutes=3,
         published_at=utcnow() - timedelta(hours=hours_ago), updated_at=None, content_hash=key,

@@ -1,5 +1,6 @@
 """The public site's pages, rendered from what the real services answer."""
 
+import dataclasses
 import re
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -8,6 +9,7 @@ import feedparser
 import pytest
 
 from tests.site.conftest import HOSTILE, story
+from tests.site.conftest import story as story_data
 
 pytestmark = pytest.mark.integration
 
@@ -64,8 +66,6 @@ def test_home_has_search_stories_subscribe_and_donate(client, site_world):
 
 
 def test_a_card_ends_its_real_excerpt_with_one_ellipsis(client, site_world):
-    import dataclasses
-
     from services.blog.sanitizer import clean_content
 
     words = " ".join(f"word{n}" for n in range(200))
@@ -147,6 +147,13 @@ def test_blog_lists_filters_and_shows_a_story(client, site_world):
     assert f'<a href="/cities/{cities["Najaf"]}">Najaf</a>' in story
     assert 'href="https://medium.com/sister-cities/najaf-visit"' in story
     assert "View the original post on Medium" in story
+    # Another feed's story names its own site.
+    other = dataclasses.replace(
+        story_data("other-site", "Elsewhere", 0), key="9:guid:other-site",
+        url="https://www.news.example.org/elsewhere",
+    )  # fmt: skip
+    (other_id,) = site_world.add_stories([(other, [])])
+    assert "View the original post on news.example.org" in page(client, f"/blog/{other_id}")
 
 
 def test_blog_pages_through_older_stories(client, site_world):
