@@ -58,6 +58,7 @@ def posts_awaiting_links(session: Session, now: datetime, limit: int = 1000) -> 
     query = (
         select(Post.id)
         .where(or_(Post.linked_hash.is_(None), Post.linked_hash != Post.content_hash))
+        .where(Post.hidden.is_(False))
         .where(
             or_(Post.link_requested_at.is_(None), Post.link_requested_at < now - REQUEST_EXPIRES)
         )
@@ -74,6 +75,8 @@ def apply_links(session: Session, matches: list[list[dict]], posts: list[list]) 
     for found, (post_id, content_hash) in zip(matches, posts, strict=True):
         post = session.get(Post, post_id)
         if post is None or post.content_hash != content_hash or post.linked_hash == content_hash:
+            continue
+        if post.hidden:  # hidden while the directory was asked: never announced
             continue
         city_ids = sorted({int(city["id"]) for city in found})[:MAX_CITIES]
         session.execute(delete(PostCity).where(PostCity.post_id == post.id))
@@ -93,7 +96,7 @@ def announcement(post: Post) -> dict:
 
 
 def _needs_links(post: Post) -> bool:
-    return post.linked_hash != post.content_hash
+    return post.linked_hash != post.content_hash and not post.hidden
 
 
 def _match_text(post: Post) -> str:

@@ -62,18 +62,69 @@ def _feed_line(feed: Mapping) -> str:
 
 @blog_cli.command("remove-feed")
 @click.argument("feed_id", type=int)
-def remove_feed_command(feed_id: int) -> None:
-    """Stop syndicating a feed (its posts stay)."""
+@click.option(
+    "--stories",
+    type=click.Choice(["keep", "hide"]),
+    required=True,
+    help="Keep its stories listed, or hide them from every public page and list.",
+)
+def remove_feed_command(feed_id: int, stories: str) -> None:
+    """Stop syndicating a feed; its stories stay listed or are hidden, as you choose."""
     from services.blog.feeds import remove_feed
     from shared.db import session_scope
     from shared.errors import ServiceError
+    from shared.routing import GENERATION_KEY
 
+    runtime = _runtime()
     try:
-        with session_scope(_runtime().sessions) as session:
-            remove_feed(session, feed_id)
+        with session_scope(runtime.sessions) as session:
+            hidden = remove_feed(session, feed_id, stories)
     except ServiceError as error:
         raise click.ClickException(error.message) from None
-    click.echo(f"removed feed {feed_id}")
+    if hidden:
+        runtime.redis.incr(GENERATION_KEY.format("blog"))  # the site's cached lists show them
+    click.echo(f"removed feed {feed_id}" + (f" and hid its {hidden} stories" if hidden else ""))
+
+
+@blog_cli.command("export-opml")
+@click.argument("file", type=click.File("w", encoding="utf-8"), default="-")
+def export_opml_command(file) -> None:
+    """Write the feed list as OPML 2.0 to FILE (standard output when none is named)."""
+    from services.blog.opml import export_opml
+
+    with _runtime().read_sessions() as session:
+        file.write(export_opml(session))
+
+
+@blog_cli.command("import-opml")
+@click.argument("file", type=click.File("rb"))
+def import_opml_command(file) -> None:
+    """Add the feeds an OPML file names (categories flattened); those already registered and
+    those refused are reported, and never stop the rest."""
+    from services.blog.opml import MAX_OPML_BYTES, import_opml
+    from shared.db import session_scope
+    from shared.errors import ServiceError
+    from shared.events import utcnow
+
+    runtime = _runtime()
+    try:
+        with session_scope(runtime.sessions) as session:
+            # One byte more than allowed is enough to refuse a huge file without reading it.
+            document = file.read(MAX_OPML_BYTES + 1)
+            report = import_opml(session, document, utcnow(), runtime.settings.allow_private_feeds)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    for added in report["added"]:
+        click.echo(f"added feed {added['id']}: {added['url']}")
+    for url in report["already_present"]:
+        click.echo(f"already present: {url}")
+    for refused in report["refused"]:
+        click.echo(f"refused: {refused['url']}: {refused['reason']}")
+    click.echo(
+        f"read {report['outlines_read']} feeds: {len(report['added'])} added (fetched at the "
+        f"next poll), {len(report['already_present'])} already present, "
+        f"{len(report['refused'])} refused"
+    )
 
 
 @blog_cli.command("poll")

@@ -7,7 +7,7 @@ import ipaddress
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -64,9 +64,25 @@ def get_feed(session: Session, feed_id: int) -> Feed:
     return feed
 
 
-def remove_feed(session: Session, feed_id: int) -> None:
-    """The feed goes; its posts stay (they were published and may have been mailed)."""
-    session.delete(get_feed(session, feed_id))
+# What happens to a removed feed's stories: staff choose, since either can be right (a feed
+# that moved elsewhere keeps its history; one added by mistake should leave no trace).
+STORY_CHOICES = ("keep", "hide")
+
+
+def remove_feed(session: Session, feed_id: int, stories: str) -> int:
+    """The feed goes; its posts stay stored (they were published and may have been mailed),
+    listed as before (``keep``) or shown nowhere public (``hide``). Returns how many were
+    hidden."""
+    if stories not in STORY_CHOICES:
+        raise InvalidInput("say what happens to the feed's stories: keep or hide")
+    feed = get_feed(session, feed_id)
+    hidden = 0
+    if stories == "hide":
+        # Before the delete: the foreign key then forgets which feed a post came from.
+        hide = update(Post).where(Post.feed_id == feed.id).values(hidden=True)
+        hidden = session.execute(hide).rowcount
+    session.delete(feed)
+    return hidden
 
 
 def list_feeds(session: Session) -> list[dict]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime
@@ -80,6 +80,9 @@ class Post(Base):
     linked_hash: Mapped[str | None] = mapped_column(String(64))
     link_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     announced: Mapped[bool] = mapped_column(default=False)
+    # Staff removed its feed and chose to hide its stories: kept (they may have been mailed,
+    # and the same story may come back through another feed) but shown nowhere public.
+    hidden: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class PostCity(Base):

@@ -37,7 +37,7 @@ def list_posts(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
     wanted = _city_ids(city_id, city_ids)
-    query = select(Post)
+    query = select(Post).where(Post.hidden.is_(False))
     if wanted is not None:
         query = query.where(
             Post.id.in_(select(PostCity.post_id).where(PostCity.city_id.in_(wanted)))
@@ -73,7 +73,7 @@ def _city_ids(city_id: int | None, city_ids: list[int] | None) -> set[int] | Non
 
 def get_post(session: Session, post_id: int) -> dict:
     post = session.get(Post, post_id)
-    if post is None:
+    if post is None or post.hidden:
         raise NotFound(f"no post with id {post_id}")
     return {
         **post_summary(post),

@@ -3,7 +3,7 @@ follows only after the commit (a rolled-back change never fires a task)."""
 
 from __future__ import annotations
 
-from services.blog import city_links, feeds, polling, post_queries
+from services.blog import city_links, feeds, opml, polling, post_queries
 from services.blog.worker import app, runtime
 from shared.db import session_scope
 from shared.events import utcnow
@@ -28,10 +28,27 @@ def list_feeds() -> dict:
 
 
 @app.task(name="blog.remove_feed", shared=False)
-def remove_feed(feed_id: int) -> dict:
+def remove_feed(feed_id: int, stories: str) -> dict:
     with session_scope(runtime.sessions) as session:
-        feeds.remove_feed(session, feed_id)
-    return {"deleted": feed_id}
+        hidden = feeds.remove_feed(session, feed_id, stories)
+    if hidden:
+        runtime.redis.incr(GENERATION_KEY.format("blog"))  # cached lists still show them
+    return {"deleted": feed_id, "stories_hidden": hidden}
+
+
+@app.task(name="blog.export_opml", shared=False)
+def export_opml() -> dict:
+    with runtime.read_sessions() as session:
+        return {"opml": opml.export_opml(session)}
+
+
+@app.task(name="blog.import_opml", shared=False)
+def import_opml(document: str) -> dict:
+    with session_scope(runtime.sessions) as session:
+        report = opml.import_opml(session, document, utcnow(), runtime.settings.allow_private_feeds)
+    for added in report["added"]:
+        app.send_task(FETCH_TASK, args=[added["id"]])
+    return report
 
 
 @app.task(name="blog.request_poll", shared=False)

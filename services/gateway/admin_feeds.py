@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer, List, Nested, String
-from apiflask.validators import Length
+from apiflask import APIBlueprint, HTTPError, Schema
+from apiflask.fields import File, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf
+from flask import current_app
 
 from services.gateway.admin_auth import admin_auth
 from services.gateway.admin_schemas import Deleted
@@ -72,9 +73,91 @@ def poll_feed(feed_id: int):
     return service_client().call("blog.request_poll", feed_id)
 
 
+class RemoveFeedIn(Schema):
+    stories = String(
+        required=True,
+        validate=OneOf(("keep", "hide")),
+        error_messages={"required": "say what happens to the feed's stories: keep or hide"},
+        metadata={"description": "keep: its stories stay listed; hide: they are shown nowhere "
+                  "public (no list, page, Atom feed or story page) and never announced"},
+    )  # fmt: skip
+
+
+class FeedRemoved(Deleted):
+    stories_hidden = Integer(required=True)
+
+
 @bp.delete("/feeds/<int:feed_id>")
 @bp.auth_required(admin_auth)
-@bp.output(Deleted)
-@bp.doc(summary="Stop syndicating a feed (its stories stay)", responses=[404, 503])
-def remove_feed(feed_id: int):
-    return service_client().call("blog.remove_feed", feed_id)
+@bp.input(RemoveFeedIn, location="query", arg_name="query")
+@bp.output(FeedRemoved)
+@bp.doc(summary="Stop syndicating a feed, keeping or hiding its stories", responses=[400, 404, 503])
+def remove_feed(feed_id: int, query: dict):
+    return service_client().call("blog.remove_feed", feed_id, query["stories"])
+
+
+OPML = "text/x-opml; charset=utf-8"
+
+
+class OpmlIn(Schema):
+    file = File(
+        required=True,
+        metadata={"description": "An OPML file (UTF-8): every outline with an xmlUrl is a "
+                  "feed, categories flattened; no DTD or entities; at most MAX_BODY_BYTES "
+                  "(2 MiB by default)"},
+    )  # fmt: skip
+
+
+class RefusedFeed(Schema):
+    url = String(required=True)
+    reason = String(required=True)
+
+
+class AddedFeed(Schema):
+    id = Integer(required=True)
+    url = String(required=True)
+
+
+class OpmlReport(Schema):
+    outlines_read = Integer(required=True)
+    added = List(Nested(AddedFeed), required=True)
+    already_present = List(String(), required=True)
+    refused = List(Nested(RefusedFeed), required=True)
+
+
+@bp.get("/feeds/opml")
+@bp.auth_required(admin_auth)
+@bp.doc(
+    summary="The feed list as OPML 2.0",
+    description="`sistercities blog export-opml`: every feed with its title and site.",
+    responses={200: {"description": "OPML 2.0", "content": {"text/x-opml": {}}}, 503: {}},
+)
+def export_opml():
+    document = service_client().call("blog.export_opml")["opml"]
+    response = current_app.response_class(document, content_type=OPML)
+    response.headers["Content-Disposition"] = 'attachment; filename="feeds.opml"'
+    return response
+
+
+@bp.post("/feeds/opml")
+@bp.auth_required(admin_auth)
+@bp.input(OpmlIn, location="files", arg_name="form")
+@bp.output(OpmlReport)
+@bp.doc(
+    summary="Import feeds from an OPML file",
+    description=(
+        "The same import as `sistercities blog import-opml FILE`, answered with its report. "
+        "Each feed goes through the checks of `POST /api/v1/admin/feeds`; one already "
+        "registered is reported as already present, one refused with its reason, and neither "
+        "stops the others; sending the file again adds nothing. Added feeds are fetched at "
+        "once. A file with a DTD or entities is refused whole."
+    ),
+    responses=[400, 413, 503],
+)
+def import_opml(form: dict):
+    try:
+        # utf-8-sig: a byte order mark (some readers write one) is not text before <?xml.
+        document = form["file"].read().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HTTPError(400, "the file is not UTF-8 text") from None
+    return service_client().call("blog.import_opml", document)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from services.blog import feeds
+from services.blog import feeds, post_queries
 from shared.db import session_scope
 from shared.events import utcnow
 
@@ -44,3 +44,49 @@ def test_poll_fetches_the_feeds_named_or_every_feed(stack, stack_env, blog_sessi
     assert re.search(rf"^feed {one}: stored: ", every.stdout, re.M)  # the same story: stored once
     assert "polled 2 feeds" in every.stdout
     assert feed_server.hits == {"/feed/one": 1, "/feed/two": 2}
+
+
+def test_remove_feed_asks_what_happens_to_the_stories_and_hides_them_when_told(
+    stack, stack_env, blog_sessions, feed_server
+):
+    url = feed_server.serve("/feed/gone", FEED)
+    with session_scope(blog_sessions) as session:
+        feed_id = feeds.add_feed(session, url, utcnow(), allow_private=True).id
+    assert sistercities(stack_env, "poll", str(feed_id)).returncode == 0
+
+    unsaid = sistercities(stack_env, "remove-feed", str(feed_id))
+    assert unsaid.returncode != 0 and "--stories" in unsaid.stderr
+    removed = sistercities(stack_env, "remove-feed", str(feed_id), "--stories", "hide")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout == f"removed feed {feed_id} and hid its 1 stories\n"
+    with blog_sessions() as session:
+        assert post_queries.list_posts(session)["results"] == []
+        assert feeds.list_feeds(session) == []
+
+
+def test_the_feed_list_goes_out_as_opml_and_comes_back_through_the_same_checks(
+    stack, stack_env, blog_sessions, tmp_path
+):
+    with session_scope(blog_sessions) as session:
+        feeds.add_feed(session, "https://medium.com/feed/twinning", utcnow(), False)
+    exported = tmp_path / "feeds.opml"
+    assert sistercities(stack_env, "export-opml", str(exported)).returncode == 0
+    assert 'xmlUrl="https://medium.com/feed/twinning"' in exported.read_text()
+
+    with session_scope(blog_sessions) as session:
+        feeds.remove_feed(session, feeds.list_feeds(session)[0]["id"], "keep")
+    more = exported.read_text().replace(
+        "</body>", '<outline text="x" xmlUrl="ftp://files.example.org/f"/></body>'
+    )
+    exported.write_text(more)
+    imported = sistercities(stack_env, "import-opml", str(exported))
+    assert imported.returncode == 0, imported.stderr
+    assert re.search(r"^added feed \d+: https://medium.com/feed/twinning$", imported.stdout, re.M)
+    assert "refused: ftp://files.example.org/f: a feed address starts with http" in imported.stdout
+    assert imported.stdout.endswith("read 2 feeds: 1 added (fetched at the next poll), "
+                                    "0 already present, 1 refused\n")  # fmt: skip
+
+    hostile = tmp_path / "laughs.opml"
+    hostile.write_text('<!DOCTYPE opml [<!ENTITY a "ha">]><opml><body/></opml>')
+    refused = sistercities(stack_env, "import-opml", str(hostile))
+    assert refused.returncode == 1 and "DTD or entities" in refused.stderr

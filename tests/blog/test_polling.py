@@ -150,7 +150,7 @@ def test_a_story_belongs_to_the_feed_that_stored_it_until_that_feed_goes(
     assert {post.feed_id for post in posts(blog_sessions)} == {publication}
 
     with session_scope(blog_sessions) as session:
-        feeds.remove_feed(session, publication)
+        feeds.remove_feed(session, publication, "keep")
     assert len(poll(blog_sessions, author).changed_post_ids) == 10
     stored = posts(blog_sessions)
     assert len(stored) == 10 and all("Repost." in post.content_html for post in stored)

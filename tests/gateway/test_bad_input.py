@@ -38,6 +38,14 @@ VALID: dict[tuple[str, str], dict] = {
     ("POST", "/api/v1/admin/partnerships/import"): {
         "files": {"file": "city_a,country_a,city_b,country_b\nAlphaville,France,Betaburg,Germany\n"}
     },
+    ("DELETE", "/api/v1/admin/feeds/{feed_id}"): {"query": {"stories": "keep"}},
+    # The blog fetches what it adds: the discard port, where nothing answers.
+    ("POST", "/api/v1/admin/feeds/opml"): {
+        "files": {
+            "file": '<opml version="2.0"><head/><body><outline type="rss" text="Twinning" '
+            'xmlUrl="http://127.0.0.1:9/feed/opml.xml"/></body></opml>'
+        }
+    },
 }
 
 UNICODE = ["Zürich — 東京 🌍", "\u202eevil.exe", "e\u0301" * 40, "ﷺ" * 20]

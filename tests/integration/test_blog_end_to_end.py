@@ -108,8 +108,10 @@ def test_a_registered_feed_becomes_linked_announced_stories(
     assert outbox_count(clean_databases, "blog.post_published") == 1
     assert outbox_count(clean_databases, "blog.post_updated") == 0
 
-    assert client.delete(f"/api/v1/admin/feeds/{feed['id']}", headers=admin_headers).json == {
-        "deleted": feed["id"]
+    removed = f"/api/v1/admin/feeds/{feed['id']}?stories=keep"
+    assert client.delete(removed, headers=admin_headers).json == {
+        "deleted": feed["id"],
+        "stories_hidden": 0,
     }
     assert client.get("/api/v1/admin/feeds", headers=admin_headers).json["results"] == []
     assert len(posts(client)) == 1  # its stories stay
