@@ -35,13 +35,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier import digests, mail
 from services.notifier.models import Delivery, Subscriber
+from services.notifier.subscriptions import SOFT_FAILURE_LIMIT
 from services.notifier.tokens import Tokens
 from shared.db import make_session_factory, session_scope
 from shared.logs import get_logger
 
 log = get_logger(__name__)
 
-SOFT_FAILURE_LIMIT = 5
 STALE_CLAIM = timedelta(minutes=30)
 UNSUBSCRIBE_MARK = "%%unsubscribe_url%%"
 PREFERENCES_MARK = "%%preferences_url%%"
@@ -68,6 +68,12 @@ class MailSettings:
     def mailto(self, unsubscribe_token: str) -> str:
         """The subscriber's own mailto: the unsubscribe mailbox reads the token."""
         return mail.unsubscribe_mailto(self.unsubscribe_address, unsubscribe_token)
+
+    def return_path(self, subscriber_id: int, message_kind: str, message_number: int) -> str:
+        """The envelope sender of one message (VERP): its bounces come back to the mailbox
+        with a signed id that names the subscriber and the message (``bounces.py``)."""
+        named = (subscriber_id, message_kind, message_number)
+        return self.tokens.bounce_ids.return_path(self.domain, *named)
 
 
 @dataclass
@@ -187,7 +193,7 @@ def send_batch(
                     pace()
                 try:
                     sender.send(
-                        mail.envelope_address(settings.sender),
+                        settings.return_path(subscriber.id, "digest", delivery.id),
                         subscriber.email,
                         data,
                         before_last_line=lambda d=delivery, n=digest.count: _mark_sent(

@@ -1,6 +1,7 @@
 """The unsubscribe mailbox: a small SMTP server for mail to ``unsubscribe@`` the domain of
 MAIL_FROM, the address of the mailto in every message's List-Unsubscribe (RFC 2369), as a
-list server keeps one.
+list server keeps one; and for the bounces and complaints that come back to the return path
+of every message, ``bounces+<signed id>@`` that domain (``bounces.py``).
 
 The mailto's subject carries the subscriber's signed unsubscribe token
 (``mail.unsubscribe_mailto``), so the From line, which anyone can write, is never trusted. The
@@ -8,10 +9,14 @@ mailbox reads only the headers, checks the token's signature and hands a good to
 notifier's worker (``notifier.unsubscribe_by_mail``); it never opens the database. Answers:
 
 - RCPT to any other address: 550 5.1.1 (it relays nothing, and keeps no other mailbox);
-- a message over ``MAX_MESSAGE_BYTES``: 552 (an unsubscribe request is a few hundred bytes);
+- a message over ``MAX_MESSAGE_BYTES``: 552 (a bounce may return the digest it is about);
 - the broker cannot be reached: 451 4.3.0, and the sending server keeps the mail and retries;
 - no token, or one that is not valid: 250 all the same, so nobody learns who subscribes; the
   log says why, never with the token.
+
+A bounce (RFC 3464) or complaint (RFC 5965) whose return path carries a validly signed id is
+handed to the worker as ``notifier.record_bounce``; a forged or missing id, or a message that
+reports nothing, gets 250 all the same and changes nothing (logged, without the id).
 
 Every message is read in a thread of its own, never on the event loop, and only so much of it
 as an honest request needs (the headers, the start of the subject): one hostile message must
@@ -33,7 +38,8 @@ from urllib.parse import unquote
 
 from aiosmtpd.controller import Controller
 
-from services.notifier import mail
+from services.notifier import bounces, mail
+from services.notifier.bounces import BounceIds
 from services.notifier.config import MailboxSettings
 from services.notifier.tokens import MAX_TOKEN_CHARS, TokenReader, unsubscribe_checker
 from shared.celery_app import RETRYABLE_ERRORS, make_celery
@@ -43,7 +49,10 @@ from shared.logs import get_logger
 log = get_logger(__name__)
 
 TASK = "notifier.unsubscribe_by_mail"
-MAX_MESSAGE_BYTES = 64 * 1024
+BOUNCE_TASK = "notifier.record_bounce"
+# A bounce may return the whole digest it is about; an unsubscribe request is a few hundred
+# bytes, and only its headers are read.
+MAX_MESSAGE_BYTES = 256 * 1024
 # Relays prepend Received, DKIM and ARC lines, a few KiB at most; the rest is not parsed.
 MAX_HEADER_BYTES = 32 * 1024
 # "Re: unsubscribe <token>", with room for a client's additions; a token is shorter.
@@ -97,17 +106,24 @@ def token_in(subject: str, tokens: TokenReader) -> str | None:
     return None
 
 
+HandOver = Callable[[str, list], None]  # (task name, its arguments)
+
+
 class UnsubscribeMailbox:
     """aiosmtpd's handler: which recipients it takes, and what it does with a message."""
 
-    def __init__(self, address: str, tokens: TokenReader, hand_over: Callable[[str], None]):
+    def __init__(
+        self, address: str, tokens: TokenReader, hand_over: HandOver, bounce_ids: BounceIds
+    ):
         self.address = address.lower()
+        self.domain = self.address.rsplit("@", 1)[1]
         self.tokens = tokens
         self.hand_over = hand_over
+        self.bounce_ids = bounce_ids
 
     async def handle_RCPT(self, _server, _session, envelope, address: str, _options) -> str:
         # Local parts are case-sensitive by the letter of RFC 5321; every real server ignores it.
-        if address.lower() != self.address:
+        if address.lower() != self.address and not bounces.is_bounce_address(address, self.domain):
             return "550 5.1.1 No such mailbox here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -115,31 +131,55 @@ class UnsubscribeMailbox:
     def token_of(self, data: bytes) -> str | None:
         return token_in(subject_of(data), self.tokens)
 
+    def bounce_of(self, data: bytes, recipients: list[str]) -> tuple[list, str | None]:
+        """The task arguments of a report whose return path holds a signed id, or None and
+        why not."""
+        report = bounces.read_report(data)
+        if report is None:
+            return [], "no delivery status or complaint report"
+        addresses = [*recipients, *report.return_paths]
+        for bounce_id in filter(None, map(bounces.id_of, addresses)):
+            if self.bounce_ids.read(bounce_id) is not None:
+                return [bounce_id, report.kind, report.reason], None
+        return [], "no validly signed id in the return path"
+
     async def handle_DATA(self, _server, _session, envelope) -> str:
         data = envelope.original_content or envelope.content
+        if any(bounces.is_bounce_address(rcpt, self.domain) for rcpt in envelope.rcpt_tos):
+            return await self.bounce(data, list(envelope.rcpt_tos))
         # Parsing, decoding and signature checks are CPU work: the loop serves other clients.
         token = await asyncio.to_thread(self.token_of, data)
         if token is None:
             log.info("mail_unsubscribe_ignored", reason="no validly signed token in the subject")
             return "250 2.0.0 OK"
+        return await self.handed_over(TASK, [token], "mail_unsubscribe")
+
+    async def bounce(self, data: bytes, recipients: list[str]) -> str:
+        args, why_not = await asyncio.to_thread(self.bounce_of, data, recipients)
+        if why_not is not None:
+            log.info("mail_bounce_ignored", reason=why_not)
+            return "250 2.0.0 OK"
+        return await self.handed_over(BOUNCE_TASK, args, "mail_bounce", kind=args[1])
+
+    async def handed_over(self, task: str, args: list, event: str, **logged) -> str:
         try:
-            await asyncio.get_running_loop().run_in_executor(None, self.hand_over, token)
+            await asyncio.get_running_loop().run_in_executor(None, self.hand_over, task, args)
         except RETRYABLE_ERRORS as error:
-            log.warning("mail_unsubscribe_deferred", error=type(error).__name__)
+            log.warning(f"{event}_deferred", error=type(error).__name__)
             return "451 4.3.0 Try again later"
-        log.info("mail_unsubscribe_handed_over")
+        log.info(f"{event}_handed_over", **logged)
         return "250 2.0.0 OK"
 
 
-def celery_hand_over(settings: MailboxSettings) -> Callable[[str], None]:
-    """Send the token to the notifier's worker; raises when the broker cannot be reached (after
+def celery_hand_over(settings: MailboxSettings) -> HandOver:
+    """Send the task to the notifier's worker; raises when the broker cannot be reached (after
     a short retry: the SMTP client is waiting for its answer)."""
     app = make_celery("notifier-mailbox", settings)
     app.conf.broker_transport_options.update(socket_connect_timeout=2, socket_timeout=5)
     policy = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 
-    def hand_over(token: str) -> None:
-        app.send_task(TASK, args=[token], retry_policy=policy)
+    def hand_over(task: str, args: list) -> None:
+        app.send_task(task, args=args, retry_policy=policy)
 
     return hand_over
 
@@ -157,7 +197,7 @@ def start(
     settings: MailboxSettings,
     host: str,
     port: int,
-    hand_over: Callable[[str], None] | None = None,
+    hand_over: HandOver | None = None,
 ) -> Controller:
     """The mailbox listening on host:port, in a thread of this process."""
     logging.getLogger("mail.log").addFilter(_WithoutPeers())
@@ -165,6 +205,7 @@ def start(
         mail.unsubscribe_address(settings.mail_from),
         unsubscribe_checker(settings.checking_key()),
         hand_over or celery_hand_over(settings),
+        BounceIds(bounces.bounce_key(settings.checking_key())),
     )
     controller = Controller(
         mailbox,

@@ -70,7 +70,7 @@ class Subscriber(Base):
     # Weekly digests go out on the weekday the subscriber confirmed (0 = Monday).
     weekday: Mapped[int] = mapped_column(Integer, default=0)
     city_ids: Mapped[list] = mapped_column(JSON, default=list)  # empty: all the news
-    # pending -> confirmed -> unsubscribed, or bounced
+    # pending -> confirmed -> unsubscribed, or bounced, or complained (a spam complaint)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -140,3 +140,23 @@ class Delivery(Base):
     # When the server's 250 for the message was recorded. Sent without it after a crash: the
     # one message that crash may have lost (see deliveries.py).
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BounceReport(Base):
+    """A bounce or complaint that came back to a message's return path (``bounces.py``): one
+    per message and kind, so a report delivered twice counts once, and the reason a
+    subscriber's mail stopped is kept."""
+
+    __tablename__ = "bounce_reports"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "message", "kind", name="uq_bounce_reports_message"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    message: Mapped[str] = mapped_column(String(40))  # digest:<delivery id>, confirm:<number>
+    kind: Mapped[str] = mapped_column(String(12))  # hard, soft, complaint
+    reason: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

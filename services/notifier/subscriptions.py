@@ -12,7 +12,8 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from services.notifier.models import FREQUENCIES, KnownCity, Subscriber
+from services.notifier import bounces
+from services.notifier.models import FREQUENCIES, BounceReport, KnownCity, Subscriber
 from services.notifier.tokens import Link, Tokens
 from shared.errors import InvalidInput
 
@@ -21,6 +22,9 @@ LINK_USED = "this link was already used, or a newer one was sent: subscribe agai
 MAX_ADDRESS_CHARS = 254
 MAX_CITIES = 50
 PENDING_OR_CONFIRMED = ("pending", "confirmed")
+# Temporary failures, in the SMTP conversation or reported later, before mail stops.
+SOFT_FAILURE_LIMIT = 5
+STOPPED_BY = {bounces.HARD: "bounced", bounces.COMPLAINT: "complained"}
 
 
 def normalize_address(text: object) -> str:
@@ -123,6 +127,42 @@ def unsubscribe(session: Session, tokens: Tokens, token: str, now: datetime) -> 
     if subscriber.status != "unsubscribed":
         subscriber.status = "unsubscribed"
         subscriber.unsubscribed_at = now
+    return subscriber
+
+
+def record_bounce(
+    session: Session, tokens: Tokens, bounce_id: str, kind: str, reason: str, now: datetime
+) -> Subscriber | None:
+    """A bounce or complaint about one message (its return path's id checked again here): a
+    hard bounce or a complaint stops mail to the address at once; a soft bounce counts toward
+    the limit, once per message. None for an id that is not valid, or a report already had."""
+    bounced = tokens.bounce_ids.read(bounce_id)
+    if bounced is None or kind not in (bounces.HARD, bounces.SOFT, bounces.COMPLAINT):
+        return None
+    subscriber = session.get(Subscriber, bounced.subscriber_id)
+    if subscriber is None:
+        return None
+    message = f"{bounced.message_kind}:{bounced.message_number}"
+    if session.scalar(
+        select(BounceReport.id).where(
+            BounceReport.subscriber_id == subscriber.id,
+            BounceReport.message == message,
+            BounceReport.kind == kind,
+        )
+    ):
+        return None
+    reason = str(reason)[: bounces.MAX_REASON_CHARS]
+    session.add(BounceReport(subscriber_id=subscriber.id, message=message, kind=kind,
+                             reason=reason, received_at=now))  # fmt: skip
+    if subscriber.status not in PENDING_OR_CONFIRMED:
+        return subscriber  # no mail goes to it anyway
+    if kind == bounces.SOFT:
+        subscriber.soft_failures = (subscriber.soft_failures or 0) + 1
+        if subscriber.soft_failures >= SOFT_FAILURE_LIMIT:
+            subscriber.status = "bounced"
+    else:
+        subscriber.status = STOPPED_BY[kind]
+    session.flush()  # two copies of one task: the unique constraint refuses the second
     return subscriber
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from services.notifier import deliveries, digests, mail, subscriptions
 from services.notifier.event_handlers import remember_cities
@@ -53,6 +54,9 @@ def send_confirmation(subscriber_id: int) -> dict:
         email = subscriber.email
         frequency = subscriber.frequency
         token = subscriptions.confirmation_token(tokens(), subscriber)
+        return_path = mail_settings().return_path(
+            subscriber_id, "confirm", subscriber.confirmations
+        )
     settings = mail_settings()
     unsubscribe = tokens().make("unsubscribe", subscriber_id, email)
     data = mail.build_message(
@@ -69,7 +73,7 @@ def send_confirmation(subscriber_id: int) -> dict:
     )
     try:
         with mail.SmtpSender(runtime.settings.smtp_url) as sender:
-            sender.send(mail.envelope_address(settings.sender), email, data)
+            sender.send(return_path, email, data)
     except mail.TemporaryFailure as error:
         raise TransientError(str(error)) from None
     except mail.PermanentFailure as error:
@@ -115,6 +119,25 @@ def unsubscribe_by_mail(token: str) -> dict:
         return {"unsubscribed": False}
     log.info("unsubscribed_by_mail", subscriber_id=subscriber_id)
     return {"unsubscribed": True}
+
+
+@app.task(name="notifier.record_bounce", shared=False)
+def record_bounce(bounce_id: str, kind: str, reason: str) -> dict:
+    """A bounce or complaint the mailbox received (``mailbox.py``), its return path's id
+    checked there and again here. Logged without the id or the address."""
+    try:
+        with session_scope(runtime.sessions) as session:
+            subscriber = subscriptions.record_bounce(
+                session, tokens(), bounce_id, kind, reason, utcnow()
+            )
+            outcome = None if subscriber is None else (subscriber.id, subscriber.status)
+    except IntegrityError:
+        outcome = None  # another copy of this task recorded it first
+    if outcome is None:
+        log.info("bounce_not_recorded", kind=kind)
+        return {"recorded": False}
+    log.info("bounce_recorded", kind=kind, subscriber_id=outcome[0], status=outcome[1])
+    return {"recorded": True, "status": outcome[1]}
 
 
 @app.task(name="notifier.check_unsubscribe_link", shared=False)

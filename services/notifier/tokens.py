@@ -6,7 +6,8 @@ purpose, or used after the address behind the id changed. The fingerprint is key
 token's holder cannot check guesses of the address offline.
 
 Every key is derived from the notifier's mail-token key (``shared.keys``): the unsubscribe
-mailbox holds the unsubscribe key alone, which checks unsubscribe tokens and nothing else.
+mailbox holds the unsubscribe key alone, which checks unsubscribe tokens and the signed ids of
+return paths (``bounces.py``, whose key is derived from it), and nothing else.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import NamedTuple
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from services.notifier.bounces import BounceIds, bounce_key
 from shared.errors import InvalidInput
 from shared.keys import derive_key
 
@@ -84,6 +86,7 @@ class Tokens(TokenReader):
 
     def __init__(self, mail_token_key: str, legacy_key: str | None = None):
         super().__init__({purpose: purpose_key(mail_token_key, purpose) for purpose in PURPOSES})
+        self.bounce_ids = BounceIds(bounce_key(purpose_key(mail_token_key, "unsubscribe")))
         self._address_key = derive_key(mail_token_key, "mail-token.address").encode()
         self._legacy = {
             purpose: URLSafeTimedSerializer(legacy_key, salt=f"sistercities.{purpose}")

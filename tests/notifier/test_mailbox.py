@@ -39,10 +39,19 @@ class Running:
     the broker of ``settings``)."""
 
     def __init__(self, settings, through_the_broker: bool = False):
-        self.handed_over: list[str] = []
+        self.handed_over: list[str] = []  # unsubscribe tokens
+        self.bounces: list[list] = []  # the arguments of notifier.record_bounce
         self.port = free_port()
-        record = None if through_the_broker else self.handed_over.append
+        record = None if through_the_broker else self.record
         self.controller = mailbox.start(settings, "127.0.0.1", self.port, record)
+
+    def record(self, task: str, args: list) -> None:
+        if task == mailbox.TASK:
+            (token,) = args
+            self.handed_over.append(token)
+        else:
+            assert task == mailbox.BOUNCE_TASK
+            self.bounces.append(args)
 
     def send(self, subject: str, to: str = ADDRESS, body: str = "") -> dict:
         """Send like a mail client following the mailto; smtplib raises on a refusal."""
@@ -137,11 +146,11 @@ def test_a_tampered_or_missing_token_is_accepted_and_dropped_without_a_trace_of_
 
 
 def test_an_oversized_message_is_refused(running, token):
-    big = "x" * 70 + "\n"
+    big, lines = "x" * 70 + "\n", mailbox.MAX_MESSAGE_BYTES // 70
     with pytest.raises(smtplib.SMTPSenderRefused) as refused:  # declared with SIZE
-        running.send(f"unsubscribe {token}", body=big * 1000)
+        running.send(f"unsubscribe {token}", body=big * lines)
     assert refused.value.smtp_code == 552
-    undeclared = f"Subject: unsubscribe {token}\r\n\r\n".encode() + (b"x" * 70 + b"\r\n") * 1000
+    undeclared = f"Subject: unsubscribe {token}\r\n\r\n".encode() + (b"x" * 70 + b"\r\n") * lines
     assert running.send_raw(undeclared)[0] == 552
     assert running.handed_over == []
 
