@@ -12,6 +12,8 @@ from services.notifier import deliveries, digests, mail
 from services.notifier.models import Delivery, Subscriber
 from shared.events import utcnow
 
+HEADERS = mail.ListHeaders(mail.feedback_id("test", "once"))
+
 
 def a_digest() -> digests.Digest:
     stories = [
@@ -76,16 +78,16 @@ def test_the_slow_path_writes_the_same_personal_header(mail_settings):
 
 def test_a_template_whose_marks_did_not_come_through_whole_is_not_used(mail_settings):
     stray = mail.Rendered("News", f"Dear {mail.RECIPIENT_MARK}", "<p>News</p>")
-    assert not mail.MessageTemplate(mail_settings.sender, stray, ()).usable
+    assert not mail.MessageTemplate(mail_settings.sender, stray, (), HEADERS).usable
     with pytest.raises(ValueError, match="%%name%%"):
-        mail.MessageTemplate(mail_settings.sender, stray, ("{unsubscribe}",))
+        mail.MessageTemplate(mail_settings.sender, stray, ("{unsubscribe}",), HEADERS)
 
 
 def test_fill_puts_every_value_in_its_place_and_nothing_else():
     rendered = mail.Rendered(
         "News %%not_a_mark%%", "Leave: %%bye%%\nAgain: %%bye%%\n", '<a href="%%bye%%">x</a>'
     )
-    template = mail.MessageTemplate("News <news@sister.example>", rendered, ("%%bye%%",))
+    template = mail.MessageTemplate("News <news@sister.example>", rendered, ("%%bye%%",), HEADERS)
     assert template.usable
     data = template.fill("ada@example.org", "<m@sister.example>", "<https://s/u/t>, <mailto:u@s>",
                          {"%%bye%%": "https://s/u/t"})  # fmt: skip
@@ -106,6 +108,7 @@ def test_the_confirmation_mail_carries_a_personal_mailto(mail_settings, tokens):
         message_id="<confirm.5@sister.example>",
         unsubscribe_url=f"https://sister.example/unsubscribe/{token}",
         unsubscribe_mailto=mail_settings.mailto(token),
+        headers=HEADERS,
     )
     _link, mailto = unsubscribe_links(data)
     assert unquote(urlsplit(mailto).query) == f"subject=unsubscribe {token}"
