@@ -89,7 +89,8 @@ def _build_rows() -> list[Row]:
         rendered = template.rendered
         mail.build_message(sender=SENDER, recipient=subscriber.email, rendered=rendered,
                            message_id=delivery.message_id, unsubscribe_url="https://x/u/t",
-                           unsubscribe_mailto=settings.mailto("t"))  # fmt: skip
+                           unsubscribe_mailto=settings.mailto("t"),
+                           headers=template.headers)  # fmt: skip
 
     def filled():
         deliveries.personalize(template, subscriber, delivery, settings)

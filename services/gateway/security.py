@@ -44,7 +44,11 @@ CSRF_EXEMPT_ENDPOINTS = frozenset({"subscriptions.unsubscribe"})
 # and the page that do the same thing share one budget.
 RATE_LIMITED = {
     "search_rate_limit": ("cities.search_cities", "pages.search"),
-    "subscribe_rate_limit": ("subscriptions.subscribe", "pages.subscribe"),
+    "subscribe_rate_limit": (
+        "subscriptions.subscribe",
+        "pages.subscribe",
+        "subscriptions.preferences_link",
+    ),
 }
 # A GET of a form page is free; only what sends something counts.
 POST_ONLY = frozenset({"subscribe_rate_limit"})

@@ -1,12 +1,13 @@
-"""Subscriptions: the JSON route to subscribe, and the plain pages mail links lead to
-(confirm, one-click unsubscribe, preferences). The notifier checks every token."""
+"""Subscriptions: the JSON route to subscribe, the plain pages mail links lead to (confirm,
+one-click unsubscribe, preferences, follow a city), and the form that mails a lost
+preferences link. The notifier checks every token."""
 
 from __future__ import annotations
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Integer, List, String
 from apiflask.validators import Length, OneOf
-from flask import render_template, request
+from flask import redirect, render_template, request, url_for
 
 from services.gateway.city_names import followed_cities
 from services.gateway.clients import service_client
@@ -126,6 +127,66 @@ def unsubscribe(token: str):
         "message",
         heading="Unsubscribed",
         text=f"No more digests will go to {subscriber['email']}.",
+    )
+
+
+@bp.route("/follow/<token>", methods=["GET", "POST"])
+@bp.doc(summary="Page: asks before adding a follow link's cities; its button adds them",
+        tags=["Pages"], responses=PAGE)  # fmt: skip
+def follow(token: str):
+    """Mail scanners follow the links in mail: opening the link only asks."""
+    adding = request.method == "POST"
+    try:
+        subscriber = service_client().call(
+            "notifier.follow_cities" if adding else "notifier.check_follow_link", token
+        )
+    except ServiceError as error:
+        return _link_error(error)
+    adds = followed_cities(subscriber["adds"])
+    if not adding:
+        return _page("follow", email=subscriber["email"], adds=adds)
+    return _page(
+        "message",
+        heading="Added to your digest",
+        text=f"Digests to {subscriber['email']} now bring the stories about "
+        f"{', '.join(city['name'] for city in adds)}.",
+        preferences_url=f"/preferences/{subscriber['preferences_token']}",
+    )
+
+
+@bp.post("/subscribe/preferences-link")
+@bp.doc(summary="Mail a lost preferences link (the subscribe page's form)", tags=["Pages"],
+        responses=PAGE)  # fmt: skip
+def preferences_link():
+    """The answer is the same whether the address is subscribed or not."""
+    address = request.form.get("email", "")[:320]
+    try:
+        service_client().call("notifier.request_preferences_link", address)
+    except ServiceError as error:
+        if error.status >= 500:
+            raise
+        return render_template(
+            "pages/subscribe.html",
+            form={},
+            frequencies=FREQUENCIES,
+            link_form={"email": address},
+            link_error=error.message,
+        ), 400
+    # Post/redirect/get: reloading the next page does not ask again.
+    return redirect(url_for("subscriptions.preferences_link_sent"), 303)
+
+
+@bp.get("/subscribe/preferences-link-sent")
+@bp.doc(summary="Page: where a lost preferences link went", tags=["Pages"], responses=PAGE)
+def preferences_link_sent():
+    return _page(
+        "message",
+        heading="Check your inbox",
+        text=(
+            "If this address has a confirmed subscription, its preferences link is on its "
+            "way. One mail with a link goes to an address every 10 minutes at most: if you "
+            "asked a moment ago, use the link sent then."
+        ),
     )
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+
+from services.notifier.mail import DkimSigner, envelope_address
 from services.notifier.tokens import purpose_key
 from shared.keys import MAIL_TOKENS, MIN_SECRET_KEY_CHARS, derive_key
 from shared.settings import SMTP_SCHEMES, CommonSettings, EnvReader, ServiceSettings
@@ -18,6 +22,9 @@ from shared.settings import SMTP_SCHEMES, CommonSettings, EnvReader, ServiceSett
 DEV_KEY_FILE = "secret.key"
 MAX_BASE_URL_CHARS = 300
 DEFAULT_MAIL_FROM = "Sister Cities <news@sistercities.localhost>"
+_SELECTOR = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,10 @@ class NotifierSettings(ServiceSettings):
     # The unsubscribe mailbox (``mailbox.py``): where it listens for mail to unsubscribe@.
     mailbox_host: str = "127.0.0.1"
     mailbox_port: int = 2525
+    # DKIM: a PEM private key and its selector (the DNS name ``<selector>._domainkey.<domain>``
+    # holds the public key). Without a key, mail goes unsigned.
+    dkim_key_file: Path | None = None
+    dkim_selector: str = "sistercities"
 
     @classmethod
     def read_own(cls, env: EnvReader, common: dict[str, Any]) -> dict[str, Any]:
@@ -50,7 +61,14 @@ class NotifierSettings(ServiceSettings):
             "mail_rate": env.float("MAIL_RATE", 0.0, 0.0, 100_000.0),
             "digest_batch": env.int("DIGEST_BATCH", 200, 1, 10_000),
             **_mailbox_values(env),
+            **_dkim_values(env),
         }
+
+    def dkim_signer(self) -> DkimSigner | None:
+        if self.dkim_key_file is None:
+            return None
+        domain = envelope_address(self.mail_from).rsplit("@", 1)[-1]
+        return DkimSigner(self.dkim_key_file.read_bytes(), self.dkim_selector, domain)
 
     def mail_token_key(self) -> str:
         """The key of the links in mail: SECRET_KEY's for mail tokens, never the sessions'."""
@@ -73,6 +91,24 @@ def _mailbox_values(env: EnvReader) -> dict[str, Any]:
         "mailbox_host": env.str("MAILBOX_HOST", "127.0.0.1"),
         "mailbox_port": env.int("MAILBOX_PORT", 2525, 1, 65535),
     }
+
+
+def _dkim_values(env: EnvReader) -> dict[str, Any]:
+    """Checked at start-up: a key that cannot sign would otherwise fail every send."""
+    selector = env.str("DKIM_SELECTOR", "sistercities")
+    if not _SELECTOR.fullmatch(selector):
+        env.problems.append(f"DKIM_SELECTOR={selector!r} is not a DNS label (letters, digits, -)")
+    key_file = env.str("DKIM_KEY_FILE")
+    if key_file is None:
+        return {"dkim_selector": selector}
+    path = Path(key_file)
+    try:
+        parse_pem_private_key(path.read_bytes())
+    except OSError as error:
+        env.problems.append(f"DKIM_KEY_FILE cannot be read ({error.strerror})")
+    except (UnparsableKeyError, ValueError, IndexError):
+        env.problems.append("DKIM_KEY_FILE does not hold a PEM RSA private key")
+    return {"dkim_key_file": path, "dkim_selector": selector}
 
 
 @dataclass(frozen=True)

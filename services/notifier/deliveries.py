@@ -264,7 +264,12 @@ def render_digest(
         unsubscribe_url=UNSUBSCRIBE_MARK,
         preferences_url=PREFERENCES_MARK,
     )
-    return mail.MessageTemplate(settings.sender, rendered, (UNSUBSCRIBE_MARK, PREFERENCES_MARK))
+    headers = mail.ListHeaders(
+        mail.feedback_id("digest", subscriber.frequency), mail.list_id(settings.sender)
+    )
+    return mail.MessageTemplate(
+        settings.sender, rendered, (UNSUBSCRIBE_MARK, PREFERENCES_MARK), headers
+    )
 
 
 def _named(cities: tuple[str, ...]) -> str:
@@ -309,6 +314,7 @@ def personalize(
         message_id=delivery.message_id,
         unsubscribe_url=unsubscribe,
         unsubscribe_mailto=mailto,
+        headers=template.headers,
     )
 
 

@@ -1,11 +1,15 @@
 """Subscribers: double opt-in, one-click unsubscribe, preferences behind a signed link.
 
 Subscribing answers the same whatever the address's state, so nobody can learn who
-subscribes; the only visible effect is mail to the address itself.
+subscribes; the only visible effect is mail to the address itself: a confirmation link for a
+new or pending address, a link that adds the cities asked for to a confirmed one. Every
+address gets at most one such mail in ten minutes, whatever its state, so the throttle tells
+nothing either.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
@@ -57,11 +61,22 @@ def valid_cities(city_ids: object) -> list[int]:
     return sorted(set(city_ids))
 
 
+@dataclass(frozen=True)
+class LinkMail:
+    """A mail with a signed link to send once the change that asked for it has committed:
+    ``confirm`` (a new subscription), ``follow`` (cities a confirmed subscriber asked to add;
+    none when what they asked for is already what they get) or ``preferences``."""
+
+    kind: str
+    subscriber_id: int
+    city_ids: tuple[int, ...] = ()
+
+
 def subscribe(
     session: Session, email: str, frequency: str, city_ids: list[int] | None, now: datetime
-) -> Subscriber | None:
-    """Record the wish; return the subscriber to mail a confirmation to, or None when no mail
-    should go (already confirmed, or a confirmation went out less than 10 minutes ago)."""
+) -> LinkMail | None:
+    """Record the wish; return the mail to send, or None when a link went to this address
+    less than 10 minutes ago."""
     address = normalize_address(email)
     frequency, cities = valid_frequency(frequency), valid_cities(city_ids)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
@@ -69,17 +84,43 @@ def subscribe(
         subscriber = Subscriber(email=address, status="pending", created_at=now, soft_failures=0)
         session.add(subscriber)
     elif subscriber.status == "confirmed":
-        return None  # their preferences link changes what they get
+        # Nothing changes before its owner follows the link: anyone can type an address.
+        if _recently_mailed(subscriber, now):
+            return None
+        subscriber.confirmation_sent_at = now
+        followed = set(subscriber.city_ids)
+        # Following every story already covers any city.
+        to_add = tuple(c for c in cities if c not in followed) if followed else ()
+        return LinkMail("follow", subscriber.id, to_add)
     subscriber.status = "pending"
     subscriber.frequency = frequency
     subscriber.city_ids = cities
-    sent = subscriber.confirmation_sent_at
-    if sent is not None and now - sent < CONFIRMATION_INTERVAL:
+    if _recently_mailed(subscriber, now):
         return None
     subscriber.confirmation_sent_at = now
     subscriber.confirmations = (subscriber.confirmations or 0) + 1
     session.flush()
-    return subscriber
+    return LinkMail("confirm", subscriber.id, tuple(cities))
+
+
+def request_preferences_link(session: Session, email: str, now: datetime) -> LinkMail | None:
+    """A lost preferences link, mailed again: only to a confirmed subscriber, at most one
+    link mail in 10 minutes. The caller answers the same whatever this returns."""
+    address = normalize_address(email)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None or subscriber.status != "confirmed":
+        return None
+    if _recently_mailed(subscriber, now):
+        return None
+    subscriber.confirmation_sent_at = now
+    return LinkMail("preferences", subscriber.id)
+
+
+def _recently_mailed(subscriber: Subscriber, now: datetime) -> bool:
+    """``confirmation_sent_at`` holds the last mail with a link sent on request, of any kind:
+    one budget per address, so nobody can flood an inbox through our forms."""
+    sent = subscriber.confirmation_sent_at
+    return sent is not None and now - sent < CONFIRMATION_INTERVAL
 
 
 def confirmation_token(tokens: Tokens, subscriber: Subscriber) -> str:
@@ -166,6 +207,31 @@ def record_bounce(
     return subscriber
 
 
+def follow_link(session: Session, tokens: Tokens, token: str) -> tuple[Subscriber, list[int]]:
+    """The subscriber of a follow link and the cities it adds; it works for a confirmed
+    subscriber only (an unsubscribed one subscribes again)."""
+    link = tokens.read("follow", token)
+    subscriber = _subscriber_of(session, tokens, link)
+    if subscriber.status != "confirmed" or not link.city_ids:
+        raise InvalidInput("this link no longer works: subscribe again from the site")
+    return subscriber, link.city_ids
+
+
+def follow(session: Session, tokens: Tokens, token: str) -> tuple[Subscriber, list[int]]:
+    """Add the cities of a follow link; a second use changes nothing."""
+    subscriber, city_ids = follow_link(session, tokens, token)
+    followed = list(subscriber.city_ids)
+    if followed:  # following every story already covers these cities
+        merged = followed + [city for city in city_ids if city not in followed]
+        if len(merged) > MAX_CITIES:
+            raise InvalidInput(
+                f"at most {MAX_CITIES} cities can be followed: "
+                "remove some on your preferences page first"
+            )
+        subscriber.city_ids = sorted(merged)
+    return subscriber, city_ids
+
+
 def update_preferences(
     session: Session, tokens: Tokens, token: str, frequency: str, city_ids: list[int] | None
 ) -> Subscriber:
@@ -179,6 +245,18 @@ def unknown_cities(session: Session, city_ids: list[int]) -> list[int]:
     """Followed cities whose names the notifier has not learned yet."""
     known = set(session.scalars(select(KnownCity.city_id).where(KnownCity.city_id.in_(city_ids))))
     return [city_id for city_id in city_ids if city_id not in known]
+
+
+def city_names(session: Session, city_ids: list[int]) -> list[str]:
+    """The names the notifier knows of these cities (a name not learned yet is left out)."""
+    if not city_ids:
+        return []
+    names = dict(
+        session.execute(
+            select(KnownCity.city_id, KnownCity.name).where(KnownCity.city_id.in_(city_ids))
+        ).all()
+    )
+    return [names[city_id] for city_id in city_ids if city_id in names]
 
 
 def public_view(subscriber: Subscriber) -> dict:

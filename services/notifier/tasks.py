@@ -32,54 +32,104 @@ def mail_settings() -> deliveries.MailSettings:
     return deliveries.MailSettings(settings.mail_from, settings.public_base_url, tokens())
 
 
+def smtp_sender() -> mail.SmtpSender:
+    return mail.SmtpSender(runtime.settings.smtp_url, signer=_dkim_signer())
+
+
+@functools.cache
+def _dkim_signer() -> mail.DkimSigner | None:
+    return runtime.settings.dkim_signer()
+
+
 @app.task(name="notifier.create_subscription", shared=False)
 def subscribe(email: str, frequency: str = "weekly", city_ids: list[int] | None = None) -> dict:
     with session_scope(runtime.sessions) as session:
         to_mail = subscriptions.subscribe(session, email, frequency, city_ids, utcnow())
-        subscriber_id = to_mail.id if to_mail is not None else None
-        followed = list(to_mail.city_ids) if to_mail is not None else []
-    if subscriber_id is not None:
-        app.send_task("notifier.send_confirmation", args=[subscriber_id])
-        request_city_names(followed)
+    if to_mail is not None:
+        _send_after_commit(to_mail)
+        request_city_names(list(to_mail.city_ids))
     # The same answer for a new, a pending and a confirmed address.
     return {"status": "pending"}
 
 
+@app.task(name="notifier.request_preferences_link", shared=False)
+def request_preferences_link(email: str) -> dict:
+    with session_scope(runtime.sessions) as session:
+        to_mail = subscriptions.request_preferences_link(session, email, utcnow())
+    if to_mail is not None:
+        _send_after_commit(to_mail)
+    # The same answer whether the address is subscribed or not.
+    return {"status": "pending"}
+
+
+def _send_after_commit(to_mail: subscriptions.LinkMail) -> None:
+    if to_mail.kind == "confirm":
+        app.send_task("notifier.send_confirmation", args=[to_mail.subscriber_id])
+    else:
+        app.send_task(
+            "notifier.send_link_mail",
+            args=[to_mail.kind, to_mail.subscriber_id, list(to_mail.city_ids)],
+        )
+
+
 @app.task(name="notifier.send_confirmation", shared=False)
 def send_confirmation(subscriber_id: int) -> dict:
+    return send_link_mail("confirm", subscriber_id)
+
+
+# Who each kind of link mail goes to: a confirmation to a pending subscriber, the others to a
+# confirmed one (a state that changed since it was asked for sends nothing).
+LINK_MAIL_STATUS = {"confirm": "pending", "follow": "confirmed", "preferences": "confirmed"}
+
+
+@app.task(name="notifier.send_link_mail", shared=False)
+def send_link_mail(kind: str, subscriber_id: int, city_ids: list[int] | None = None) -> dict:
+    if kind not in LINK_MAIL_STATUS:
+        raise InvalidInput(f"kind must be one of {', '.join(LINK_MAIL_STATUS)}")
+    settings = mail_settings()
+    base = settings.public_base_url
     with runtime.read_sessions() as session:
         subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None or subscriber.status != "pending":
+        if subscriber is None or subscriber.status != LINK_MAIL_STATUS[kind]:
             return {"sent": False}
-        email = subscriber.email
-        frequency = subscriber.frequency
-        token = subscriptions.confirmation_token(tokens(), subscriber)
-        return_path = mail_settings().return_path(
-            subscriber_id, "confirm", subscriber.confirmations
-        )
-    settings = mail_settings()
+        email, frequency = subscriber.email, subscriber.frequency
+        preferences = tokens().make("preferences", subscriber_id, email)
+        context = {"frequency": frequency, "preferences_url": f"{base}/preferences/{preferences}"}
+        # Confirmation mails are numbered (only the latest link confirms); other link mails
+        # by the second they were made.
+        number = subscriber.confirmations if kind == "confirm" else int(utcnow().timestamp())
+        return_path = settings.return_path(subscriber_id, kind, number)
+        if kind == "confirm":
+            token = subscriptions.confirmation_token(tokens(), subscriber)
+            context = {
+                "frequency": frequency,
+                "confirm_url": f"{base}/subscriptions/confirm/{token}",
+            }
+        elif kind == "follow":
+            token = tokens().make("follow", subscriber_id, email, city_ids=city_ids or [])
+            context |= {
+                "follow_url": f"{base}/follow/{token}" if city_ids else None,
+                "cities": subscriptions.city_names(session, city_ids or []),
+            }
     unsubscribe = tokens().make("unsubscribe", subscriber_id, email)
     data = mail.build_message(
         sender=settings.sender,
         recipient=email,
-        rendered=mail.render(
-            "confirm",
-            frequency=frequency,
-            confirm_url=f"{settings.public_base_url}/subscriptions/confirm/{token}",
-        ),
-        message_id=f"<confirm.{subscriber_id}.{utcnow():%Y%m%d%H%M%S}@{settings.domain}>",
-        unsubscribe_url=f"{settings.public_base_url}/unsubscribe/{unsubscribe}",
+        rendered=mail.render(kind, **context),
+        message_id=f"<{kind}.{subscriber_id}.{utcnow():%Y%m%d%H%M%S}@{settings.domain}>",
+        unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
         unsubscribe_mailto=settings.mailto(unsubscribe),
+        headers=mail.ListHeaders(mail.feedback_id(kind, frequency)),
     )
     try:
-        with mail.SmtpSender(runtime.settings.smtp_url) as sender:
+        with smtp_sender() as sender:
             sender.send(return_path, email, data)
     except mail.TemporaryFailure as error:
         raise TransientError(str(error)) from None
     except mail.PermanentFailure as error:
         with session_scope(runtime.sessions) as session:
             session.get(Subscriber, subscriber_id).status = "bounced"
-        log.info("confirmation_bounced", subscriber_id=subscriber_id, error=str(error))
+        log.info("link_mail_bounced", kind=kind, subscriber_id=subscriber_id, error=str(error))
         return {"sent": False}
     return {"sent": True}
 
@@ -147,6 +197,23 @@ def check_unsubscribe_link(token: str) -> dict:
         return subscriptions.public_view(
             subscriptions.from_token(session, tokens(), "unsubscribe", token)
         )
+
+
+@app.task(name="notifier.check_follow_link", shared=False)
+def check_follow_link(token: str) -> dict:
+    """Who a follow link is for and the cities it adds (the page asks before it acts)."""
+    with runtime.read_sessions() as session:
+        subscriber, city_ids = subscriptions.follow_link(session, tokens(), token)
+        return {**subscriptions.public_view(subscriber), "adds": city_ids}
+
+
+@app.task(name="notifier.follow_cities", shared=False)
+def follow_cities(token: str) -> dict:
+    with session_scope(runtime.sessions) as session:
+        subscriber, city_ids = subscriptions.follow(session, tokens(), token)
+        answer = {**_with_links(subscriber), "adds": city_ids}
+    request_city_names(answer["city_ids"])
+    return answer
 
 
 @app.task(name="notifier.get_preferences", shared=False)
@@ -245,7 +312,7 @@ def request_digests(frequency: str) -> dict:
 @app.task(name=SEND_TASK, shared=False, max_retries=None)
 def send_digests(delivery_ids: list[int]) -> dict:
     pace = deliveries.Pace(runtime.redis, runtime.settings.mail_rate)
-    with mail.SmtpSender(runtime.settings.smtp_url) as sender:
+    with smtp_sender() as sender:
         outcome = deliveries.send_batch(
             runtime.engine, sender, delivery_ids, mail_settings(), utcnow(), pace
         )

@@ -1,4 +1,4 @@
-"""Signed links for mail: confirm, unsubscribe, preferences.
+"""Signed links for mail: confirm, unsubscribe, preferences, follow (cities to add).
 
 A token names the subscriber and a fingerprint of the address it was made for, signed with
 its purpose's key: it cannot be forged, changed to another subscriber, used for another
@@ -26,7 +26,10 @@ from shared.keys import derive_key
 
 CONFIRM_MAX_AGE = timedelta(days=7)
 MAX_TOKEN_CHARS = 500
-PURPOSES = ("confirm", "unsubscribe", "preferences")
+PURPOSES = ("confirm", "unsubscribe", "preferences", "follow")
+# Links that ask for a change (confirm, add cities) stop working after a week; unsubscribe
+# and preferences links last as long as the mail does.
+EXPIRING = ("confirm", "follow")
 # Links in mail sent before keys were derived per purpose were signed with SECRET_KEY itself
 # and carry an unkeyed address hash. Unsubscribe and preferences links stay in mailboxes for
 # years and must keep working; their address marks are told apart by this prefix.
@@ -36,11 +39,12 @@ LEGACY_MARK = "legacy:"
 
 class Link(NamedTuple):
     """What a valid token says: whose link it is, for which address, and (a confirmation
-    link) which confirmation mail it came in."""
+    link) which confirmation mail it came in; (a follow link) the cities it adds."""
 
     subscriber_id: int
     mark: str
     round: int | None = None
+    city_ids: list[int] | None = None
 
 
 def purpose_key(mail_token_key: str, purpose: str) -> str:
@@ -62,7 +66,7 @@ class TokenReader:
 
 
 def _load(serializer: URLSafeTimedSerializer, purpose: str, token: str) -> Link:
-    max_age = CONFIRM_MAX_AGE.total_seconds() if purpose == "confirm" else None
+    max_age = CONFIRM_MAX_AGE.total_seconds() if purpose in EXPIRING else None
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
         raise InvalidInput("this link is not valid")
     try:
@@ -75,6 +79,10 @@ def _load(serializer: URLSafeTimedSerializer, purpose: str, token: str) -> Link:
         isinstance(link.subscriber_id, int)
         and isinstance(link.mark, str)
         and isinstance(link.round, int | None)
+        and (
+            link.city_ids is None
+            or (isinstance(link.city_ids, list) and all(type(c) is int for c in link.city_ids))
+        )
     ):
         raise InvalidInput("this link is not valid")
     return link
@@ -102,9 +110,20 @@ class Tokens(TokenReader):
         link = _load(self._legacy[purpose], purpose, token)
         return link._replace(mark=LEGACY_MARK + link.mark)
 
-    def make(self, purpose: str, subscriber_id: int, email: str, round: int | None = None) -> str:
+    def make(
+        self,
+        purpose: str,
+        subscriber_id: int,
+        email: str,
+        round: int | None = None,
+        city_ids: list[int] | None = None,
+    ) -> str:
         link = [subscriber_id, self.fingerprint(email)]
-        return self._serializers[purpose].dumps(link if round is None else [*link, round])
+        if city_ids is not None:
+            link += [round, city_ids]
+        elif round is not None:
+            link.append(round)
+        return self._serializers[purpose].dumps(link)
 
     def fingerprint(self, email: str) -> str:
         return hmac.new(self._address_key, email.encode(), hashlib.sha256).hexdigest()[:16]

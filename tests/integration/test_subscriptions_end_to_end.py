@@ -193,3 +193,66 @@ def test_a_confirmation_link_asks_before_it_confirms_and_confirms_once(
     late = client.post(confirm_path, data={"csrf_token": token})
     assert late.status_code == 400 and "already used" in late.text
     assert count_rows(clean_databases["notifier"], status, status="unsubscribed") == 1
+
+
+def confirmed_subscriber(client, mail_sink, address: str, city_ids: list[int]) -> None:
+    client.post("/api/v1/subscriptions", json={"email": address, "city_ids": city_ids})
+    wait_for(lambda: mail_sink.to(address), what="the confirmation mail")
+    text = mail_sink.to(address)[0].message.get_body(("plain",)).get_content()
+    confirm_by_page(client, link_path(text, "subscriptions/confirm"))
+    mail_sink.clear()
+
+
+def test_a_confirmed_subscriber_who_follows_a_city_gets_a_link_that_adds_it(
+    client, stack, clean_databases, mail_sink
+):
+    address = "ada@example.org"
+    confirmed_subscriber(client, mail_sink, address, [5])
+    # The city page's form, as a confirmed subscriber would send it; the page answers as it
+    # does for anyone, and this time a mail really follows.
+    with clean_databases["notifier"].begin() as connection:
+        connection.exec_driver_sql("UPDATE subscribers SET confirmation_sent_at = NULL")
+    page = client.get("/subscribe")
+    form = {"email": address, "frequency": "weekly", "city_ids": "6"}
+    answer = client.post("/subscribe", data={**form, "csrf_token": csrf_token_of(page)})
+    assert answer.status_code == 303
+    wait_for(lambda: mail_sink.to(address), what="the follow mail")
+    (follow_mail,) = mail_sink.to(address)
+    assert follow_mail.message["Feedback-ID"] == "follow:weekly:sistercities"
+    path = link_path(follow_mail.message.get_body(("plain",)).get_content(), "follow")
+    asked = client.get(path)
+    assert asked.status_code == 200 and "Add to my digest" in asked.text
+    added = client.post(path, data={"csrf_token": csrf_token_of(asked)})
+    assert added.status_code == 200 and "Added to your digest" in added.text
+    preferences = re.search(r'href="(/preferences/[^"]+)"', added.text).group(1)
+    form = client.get(preferences).text
+    assert 'name="city_ids" value="5"' in form and 'name="city_ids" value="6"' in form
+    assert client.post(path + "x", data={"csrf_token": csrf_token_of(asked)}).status_code == 400
+
+
+def test_a_lost_preferences_link_is_mailed_to_a_confirmed_address_only(
+    client, stack, clean_databases, mail_sink
+):
+    address = "grace@example.org"
+    confirmed_subscriber(client, mail_sink, address, [])
+    with clean_databases["notifier"].begin() as connection:
+        connection.exec_driver_sql("UPDATE subscribers SET confirmation_sent_at = NULL")
+    page = client.get("/subscribe")
+    assert "Email me my preferences link" in page.text
+    answers = [
+        client.post("/subscribe/preferences-link",
+                    data={"email": who, "csrf_token": csrf_token_of(page)})
+        for who in ("nobody@example.org", address)
+    ]  # fmt: skip
+    # The same answer whether the address is subscribed or not.
+    assert [(a.status_code, a.headers["Location"]) for a in answers] == [
+        (303, "/subscribe/preferences-link-sent")
+    ] * 2
+    assert "Check your inbox" in client.get("/subscribe/preferences-link-sent").text
+    wait_for(lambda: mail_sink.to(address), what="the preferences link")
+    text = mail_sink.to(address)[0].message.get_body(("plain",)).get_content()
+    assert client.get(link_path(text, "preferences")).status_code == 200
+    assert mail_sink.to("nobody@example.org") == []
+    form = {"email": "not-an-address", "csrf_token": csrf_token_of(page)}
+    bad = client.post("/subscribe/preferences-link", data=form)
+    assert bad.status_code == 400 and "not a valid email address" in bad.text

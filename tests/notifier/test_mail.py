@@ -4,13 +4,17 @@ filled in from its template or built whole."""
 
 import email
 from email.policy import default
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import dkim
 import pytest
 
 from services.notifier import deliveries, digests, mail
 from services.notifier.models import Delivery, Subscriber
 from shared.events import utcnow
+
+HEADERS = mail.ListHeaders(mail.feedback_id("test", "once"))
 
 
 def a_digest() -> digests.Digest:
@@ -76,16 +80,16 @@ def test_the_slow_path_writes_the_same_personal_header(mail_settings):
 
 def test_a_template_whose_marks_did_not_come_through_whole_is_not_used(mail_settings):
     stray = mail.Rendered("News", f"Dear {mail.RECIPIENT_MARK}", "<p>News</p>")
-    assert not mail.MessageTemplate(mail_settings.sender, stray, ()).usable
+    assert not mail.MessageTemplate(mail_settings.sender, stray, (), HEADERS).usable
     with pytest.raises(ValueError, match="%%name%%"):
-        mail.MessageTemplate(mail_settings.sender, stray, ("{unsubscribe}",))
+        mail.MessageTemplate(mail_settings.sender, stray, ("{unsubscribe}",), HEADERS)
 
 
 def test_fill_puts_every_value_in_its_place_and_nothing_else():
     rendered = mail.Rendered(
         "News %%not_a_mark%%", "Leave: %%bye%%\nAgain: %%bye%%\n", '<a href="%%bye%%">x</a>'
     )
-    template = mail.MessageTemplate("News <news@sister.example>", rendered, ("%%bye%%",))
+    template = mail.MessageTemplate("News <news@sister.example>", rendered, ("%%bye%%",), HEADERS)
     assert template.usable
     data = template.fill("ada@example.org", "<m@sister.example>", "<https://s/u/t>, <mailto:u@s>",
                          {"%%bye%%": "https://s/u/t"})  # fmt: skip
@@ -106,6 +110,53 @@ def test_the_confirmation_mail_carries_a_personal_mailto(mail_settings, tokens):
         message_id="<confirm.5@sister.example>",
         unsubscribe_url=f"https://sister.example/unsubscribe/{token}",
         unsubscribe_mailto=mail_settings.mailto(token),
+        headers=HEADERS,
     )
     _link, mailto = unsubscribe_links(data)
     assert unquote(urlsplit(mailto).query) == f"subject=unsubscribe {token}"
+
+
+DKIM_KEY = Path(__file__).parent.parent / "fixtures" / "mail" / "dkim_test_key.pem"
+DKIM_RECORD = (DKIM_KEY.parent / "dkim_test_key.txt").read_bytes().strip()
+
+
+def published(name: bytes, timeout: int = 5) -> bytes | None:
+    """The DNS a receiver asks: the test key's TXT record at its selector, nothing else."""
+    return DKIM_RECORD if name == b"sc2026._domainkey.sister.example." else None
+
+
+def a_filled_digest(mail_settings) -> bytes:
+    ada = subscriber(7, "ada@example.org")
+    template = deliveries.render_digest(a_digest(), ada, mail_settings)
+    assert template.usable
+    delivery = Delivery(message_id="<digest.weekly.2026-W48.7@sister.example>")
+    return deliveries.personalize(template, ada, delivery, mail_settings)
+
+
+def test_a_digest_names_its_list_and_its_feedback_id(mail_settings):
+    message = email.message_from_bytes(a_filled_digest(mail_settings), policy=default)
+    assert message["List-Id"] == "Sister Cities digests <digests.sister.example>"
+    assert message["Feedback-ID"] == "digest:weekly:sistercities"
+
+
+def test_a_filled_digest_is_dkim_signed_and_verifies_where_it_is_received(sink, mail_settings):
+    signer = mail.DkimSigner(DKIM_KEY.read_bytes(), "sc2026", "sister.example")
+    with mail.SmtpSender(sink.url, signer=signer) as sender:
+        sender.send("news@sister.example", "ada@example.org", a_filled_digest(mail_settings))
+    (received,) = sink.to("ada@example.org")
+    assert received.data.startswith(b"DKIM-Signature: ")
+    assert dkim.verify(received.data, dnsfunc=published)
+    signed = email.message_from_bytes(received.data, policy=default)["DKIM-Signature"]
+    for header in ("list-unsubscribe", "list-id", "feedback-id", "from", "message-id"):
+        assert header in signed.replace(" ", "").lower().split("h=")[1].split(";")[0].split(":")
+    # A changed one-click link breaks the signature: nobody can swap in their own.
+    forged = received.data.replace(b"List-Unsubscribe: <https://sister.example/",
+                                   b"List-Unsubscribe: <https://evil.example/")  # fmt: skip
+    assert forged != received.data and not dkim.verify(forged, dnsfunc=published)
+
+
+def test_without_a_key_nothing_is_signed(sink, mail_settings):
+    with mail.SmtpSender(sink.url) as sender:
+        sender.send("news@sister.example", "ada@example.org", a_filled_digest(mail_settings))
+    (received,) = sink.to("ada@example.org")
+    assert b"DKIM-Signature" not in received.data

@@ -33,8 +33,8 @@ def test_addresses_are_normalized():
 
 def subscribe(sessions, email="ada@example.org", frequency="weekly", cities=None, now=None):
     with session_scope(sessions) as session:
-        subscriber = subscriptions.subscribe(session, email, frequency, cities, now or utcnow())
-        return None if subscriber is None else subscriber.id
+        to_mail = subscriptions.subscribe(session, email, frequency, cities, now or utcnow())
+        return None if to_mail is None else to_mail.subscriber_id
 
 
 def confirmation_link(sessions, tokens, subscriber_id: int) -> str:
@@ -61,12 +61,81 @@ def test_a_confirmed_address_changes_nothing_by_subscribing_again(notifier_sessi
     subscriber_id = subscribe(notifier_sessions, cities=[3, 1])
     token = confirmation_link(notifier_sessions, tokens, subscriber_id)
     assert confirm(notifier_sessions, tokens, token) == ("confirmed", True)
-    assert subscribe(notifier_sessions, frequency="daily", cities=[9]) is None
+    later = utcnow() + timedelta(minutes=11)
+    with session_scope(notifier_sessions) as session:
+        to_mail = subscriptions.subscribe(session, "ada@example.org", "daily", [9, 3], later)
+    # A mail with a link that adds the city not yet followed, and no change before it is used.
+    assert to_mail == subscriptions.LinkMail("follow", subscriber_id, (9,))
     with notifier_sessions() as session:
         subscriber = session.get(Subscriber, subscriber_id)
         assert (subscriber.status, subscriber.frequency, subscriber.city_ids) == (
             "confirmed", "weekly", [1, 3],
         )  # fmt: skip
+
+
+def confirmed(sessions, tokens, cities=None) -> int:
+    subscriber_id = subscribe(sessions, cities=cities, now=utcnow() - timedelta(hours=1))
+    confirm(sessions, tokens, confirmation_link(sessions, tokens, subscriber_id))
+    return subscriber_id
+
+
+def test_a_follow_link_adds_its_cities_once_and_only_for_its_subscriber(notifier_sessions, tokens):
+    subscriber_id = confirmed(notifier_sessions, tokens, cities=[1, 3])
+    token = tokens.make("follow", subscriber_id, "ada@example.org", city_ids=[9])
+    for _ in range(2):  # the second use changes nothing
+        with session_scope(notifier_sessions) as session:
+            subscriber, added = subscriptions.follow(session, tokens, token)
+            assert (subscriber.city_ids, added) == ([1, 3, 9], [9])
+    other = tokens.make("follow", subscriber_id, "eve@example.org", city_ids=[9])
+    for bad in (
+        other,
+        token[:-2] + "xx",
+        tokens.make("preferences", subscriber_id, "ada@example.org"),
+    ):
+        with notifier_sessions() as session, pytest.raises(InvalidInput):
+            subscriptions.follow(session, tokens, bad)
+
+
+def test_a_follow_link_does_nothing_once_its_subscriber_unsubscribed(notifier_sessions, tokens):
+    subscriber_id = confirmed(notifier_sessions, tokens, cities=[1])
+    token = tokens.make("follow", subscriber_id, "ada@example.org", city_ids=[9])
+    with session_scope(notifier_sessions) as session:
+        unsubscribe = tokens.make("unsubscribe", subscriber_id, "ada@example.org")
+        subscriptions.unsubscribe(session, tokens, unsubscribe, utcnow())
+    with notifier_sessions() as session, pytest.raises(InvalidInput, match="no longer works"):
+        subscriptions.follow(session, tokens, token)
+
+
+def test_a_subscriber_who_gets_all_the_news_is_told_so_rather_than_narrowed(
+    notifier_sessions, tokens
+):
+    subscriber_id = confirmed(notifier_sessions, tokens)
+    with session_scope(notifier_sessions) as session:
+        to_mail = subscriptions.subscribe(session, "ada@example.org", "weekly", [9], utcnow())
+    assert to_mail == subscriptions.LinkMail("follow", subscriber_id, ())
+
+
+def test_a_preferences_link_goes_only_to_a_confirmed_address_and_at_most_every_ten_minutes(
+    notifier_sessions, tokens
+):
+    now = utcnow()
+
+    def ask(address: str, minutes: int = 0):
+        with session_scope(notifier_sessions) as session:
+            moment = now + timedelta(minutes=minutes)
+            return subscriptions.request_preferences_link(session, address, moment)
+
+    assert ask("nobody@example.org") is None
+    subscribe(notifier_sessions, email="pending@example.org")
+    assert ask("pending@example.org") is None
+    subscriber_id = confirmed(notifier_sessions, tokens)
+    assert ask("ada@example.org") == subscriptions.LinkMail("preferences", subscriber_id)
+    assert ask("ada@example.org", minutes=5) is None
+    assert ask("ada@example.org", minutes=11) == subscriptions.LinkMail(
+        "preferences", subscriber_id
+    )
+    with pytest.raises(InvalidInput):
+        ask("not an address")
 
 
 def test_bad_preferences_are_refused(notifier_sessions):
