@@ -51,7 +51,6 @@ MAX_REASON_CHARS = 300
 # failed-authentication report (RFC 6591) about mail someone else sent in our name.
 NOT_COMPLAINTS = ("not-spam", "auth-failure")
 _STATUS = re.compile(r"^\s*([245])\.\d{1,3}\.\d{1,3}")
-_ADDRESS = re.compile(r"<?\s*([^<>\s]+@[^<>\s]+?)\s*>?\s*$")
 _PARSER = BytesParser(policy=default)
 
 
@@ -144,6 +143,17 @@ def read_report(data: bytes) -> Report | None:
     return None
 
 
+def _bare_address(path: str) -> str | None:
+    """The address of a Return-Path or Original-Mail-From ("<bounces+id@domain>"), read with
+    string methods: a hostile header must not cost more than one pass over it."""
+    text = path.strip()
+    text = text.removeprefix("<").removesuffix(">").strip()
+    at = text.find("@", 1)
+    if at < 0 or at == len(text) - 1 or any(char in "<>" or char.isspace() for char in text):
+        return None
+    return text
+
+
 def _part(message: Message, content_type: str) -> Message | None:
     for part in message.walk():
         if part.get_content_type() == content_type:
@@ -195,5 +205,5 @@ def _feedback(message: EmailMessage) -> Report | None:
     headers = _part(message, "text/rfc822-headers")
     if headers is not None:
         paths.append(str(_fields(headers)[0].get("Return-Path", "")))
-    found = tuple(m.group(1) for m in map(_ADDRESS.match, paths) if m)
+    found = tuple(address for path in paths if (address := _bare_address(path)))
     return Report(COMPLAINT, f"complaint: {feedback_type}"[:MAX_REASON_CHARS], found)

@@ -25,7 +25,7 @@ def test_a_hard_bounce_at_the_running_mailbox_stops_mail_to_the_address(
     mail_sink,
     mailbox_port,  # noqa: F811
 ):
-    address = "ada.lovelace@example.org"
+    address = "grace.bounced@example.org"
     confirmed_subscriber(client, clean_databases, mail_sink, address)
     (confirmation,) = mail_sink.to(address)
     return_path = confirmation.sender

@@ -230,3 +230,20 @@ def test_a_bounce_whose_worker_cannot_be_reached_gets_a_try_again_later(tmp_path
     finally:
         server.controller.stop()
     assert deferred.value.smtp_code == 451
+
+
+@pytest.mark.parametrize(
+    ("path", "address"),
+    [
+        ("<bounces+abc@example.org>", "bounces+abc@example.org"),
+        ("  < bounces+abc@example.org >  ", "bounces+abc@example.org"),
+        ("bounces+abc@example.org", "bounces+abc@example.org"),
+        ("<>", None),
+        ("@example.org", None),
+        ("bounces@", None),
+        ("<a b@example.org>", None),
+        ("a@a" + "@a" * 20_000, "a@a" + "@a" * 20_000),  # one pass, whatever its length
+    ],
+)
+def test_a_return_path_is_read_as_a_bare_address(path, address):
+    assert bounces._bare_address(path) == address
