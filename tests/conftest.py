@@ -225,7 +225,8 @@ class FullDirectory:
 
 @pytest.fixture(scope="session")
 def full_directory(backends) -> Iterator[FullDirectory]:
-    """GeoNames' cities and the real twin_cities.csv, imported once per run (about 30 s)."""
+    """GeoNames' cities500 and the real twin_cities.csv, imported once per run (about 70 s
+    on SQLite or PostgreSQL)."""
     if not TWIN_CITIES.exists():
         pytest.skip(f"the real data set is not at {TWIN_CITIES}")
     from services.directory.cities_import import import_cities
