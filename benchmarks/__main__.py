@@ -9,12 +9,13 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-from benchmarks import bench_blog, bench_digests, bench_rpc, bench_search, bench_site
+from benchmarks import bench_blog, bench_digests, bench_places, bench_rpc, bench_search, bench_site
 from benchmarks.report import Row, table
 
 BENCHMARKS = {
     "rpc": bench_rpc,
     "search": bench_search,
+    "places": bench_places,
     "blog": bench_blog,
     "digests": bench_digests,
     "site": bench_site,
