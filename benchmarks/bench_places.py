@@ -9,28 +9,29 @@ is read after it has answered a search (its index is loaded before it takes a me
 
 from __future__ import annotations
 
-import os
-import resource
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import redis
 
-from benchmarks.processes import fresh_postgres, running_processes, start_redis, wait
+from benchmarks.bench_search import MIGRATIONS, TWIN_CITIES, timed_index_load
+from benchmarks.processes import (
+    fresh_postgres,
+    running_processes,
+    service_env,
+    start_redis,
+    vm_rss_mb,
+    wait,
+)
 from benchmarks.report import Row
 from services.directory.cities_import import import_cities
 from services.directory.partnerships_import import import_partnerships
-from services.directory.search import load_index
 from shared.db import make_engine, make_session_factory, session_scope
 from shared.errors import ServiceError
 from shared.migrations import upgrade
 from shared.rpc import ServiceClient
 
-ROOT = Path(__file__).resolve().parents[1]
-TWIN_CITIES = ROOT.parent / "shared" / "data" / "twin_cities.csv"
-MIGRATIONS = ROOT / "services" / "directory" / "migrations"
 AIM_IMPORT_SECONDS = 120
 AIM_LOAD_SECONDS = 10
 BASELINE_RSS_MB = 380  # a directory worker with cities15000, before cities500
@@ -53,14 +54,9 @@ def _imports(label: str, database_url: str) -> list[Row]:
             )
         )
     started = time.perf_counter()
-    with sessions() as session:
-        report = import_partnerships(
-            session,
-            TWIN_CITIES.read_text(encoding="utf-8"),
-            "twin_cities.csv",
-            commit=session.commit,
-        )
-        session.commit()
+    with session_scope(sessions) as session:
+        text = TWIN_CITIES.read_text(encoding="utf-8")
+        report = import_partnerships(session, text, "twin_cities.csv", commit=session.commit)
     rows.append(
         Row(
             f"import twin_cities.csv on cities500, {label}",
@@ -72,12 +68,7 @@ def _imports(label: str, database_url: str) -> list[Row]:
 
 
 def _index_load(label: str, database_url: str) -> Row:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with make_session_factory(make_engine(database_url))() as session:
-        started = time.perf_counter()
-        index = load_index(session)
-        seconds = time.perf_counter() - started
-    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    index, seconds, grown_mb = timed_index_load(database_url)
     return Row(
         f"search index load, {label}",
         f"{seconds:.1f} s, {len(index.cities):,} places, +{grown_mb:.0f} MB peak",
@@ -88,14 +79,7 @@ def _index_load(label: str, database_url: str) -> Row:
 def _worker_rss(database_url: str) -> Row:
     with running_processes() as processes, tempfile.TemporaryDirectory() as data_dir:
         redis_url = start_redis(processes)
-        env = dict(
-            os.environ,
-            REDIS_URL=redis_url,
-            DATA_DIR=data_dir,
-            DIRECTORY_DATABASE_URL=database_url,
-            LOG_LEVEL="warning",
-            PYTHONUNBUFFERED="1",
-        )
+        env = service_env(redis_url, data_dir, DIRECTORY_DATABASE_URL=database_url)
         started = time.perf_counter()
         worker = processes.start(
             "directory", [sys.executable, "-m", "sistercities", "worker", "directory"], env
@@ -110,8 +94,7 @@ def _worker_rss(database_url: str) -> Row:
 
         wait(answers, "the directory worker", timeout=600)
         ready_seconds = time.perf_counter() - started
-        status = Path(f"/proc/{worker.pid}/status").read_text()
-        rss_mb = int(status.split("VmRSS:")[1].split()[0]) / 1024
+        rss_mb = vm_rss_mb(worker.pid)
     return Row(
         "directory worker RSS with every place loaded",
         f"{rss_mb:.0f} MB (answering {ready_seconds:.0f} s after start)",
