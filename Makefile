@@ -21,7 +21,10 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# The browser tests drive Chromium: the system's, else Playwright's download, else (as root)
+# the distribution's package; without any, make stops and says what to install.
 test: lint
+	CHROMIUM_PATH="$$(scripts/ensure_chromium.sh $(BIN)/python)" && export CHROMIUM_PATH && \
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(INSTALLED)

@@ -9,13 +9,22 @@ import platform
 import sys
 from datetime import UTC, datetime
 
-from benchmarks import bench_blog, bench_digests, bench_places, bench_rpc, bench_search, bench_site
+from benchmarks import (
+    bench_blog,
+    bench_digests,
+    bench_places,
+    bench_rpc,
+    bench_search,
+    bench_site,
+    bench_story_links,
+)
 from benchmarks.report import Row, table
 
 BENCHMARKS = {
     "rpc": bench_rpc,
     "search": bench_search,
     "places": bench_places,
+    "story_links": bench_story_links,
     "blog": bench_blog,
     "digests": bench_digests,
     "site": bench_site,

@@ -9,14 +9,17 @@ alternate names) drawn from the data with a fixed seed.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlencode
 
 import requests
@@ -40,12 +43,16 @@ from services.directory.partnerships_import import import_partnerships
 from services.directory.search import SearchIndex, load_index, search
 from shared.db import make_engine, make_session_factory, session_scope
 from shared.migrations import upgrade
+from tests.directory.relevance_table import RELEVANCE, comes_first, is_present
 
 ROOT = Path(__file__).resolve().parents[1]
 TWIN_CITIES = ROOT.parent / "shared" / "data" / "twin_cities.csv"
 MIGRATIONS = ROOT / "services" / "directory" / "migrations"
 QUERIES = 1000
 CONNECTIONS = 16
+# The search before issue 14 ("City, Region", typos of alternate names), scored on the same
+# relevance table beside today's.
+BASELINE_COMMIT = "8ee956a"
 
 
 def make_queries(index: SearchIndex, count: int = QUERIES, seed: int = 42) -> list[tuple[str, int]]:
@@ -98,6 +105,52 @@ def make_queries(index: SearchIndex, count: int = QUERIES, seed: int = 42) -> li
             name, city_id = rng.choice(alternates)
             queries.append((name, city_id))
     return queries
+
+
+def baseline_search(folder: str) -> ModuleType | None:
+    """services/directory/search.py as it was at BASELINE_COMMIT, or None without git."""
+    try:
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:services/directory/search.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    path = Path(folder) / "baseline_search.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("baseline_search", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def relevance_share(index, search_function) -> tuple[float, int]:
+    """Share of the relevance table's queries whose place comes first, and how many rows
+    wait for places the directory lacks (cities500's small towns)."""
+    rows = [row for row in RELEVANCE if is_present(index, row)]
+    hits = sum(comes_first(search_function(index, row[0], row[1])["results"], row) for row in rows)
+    return hits / len(rows), len(RELEVANCE) - len(rows)
+
+
+def relevance_row(database_url: str, index: SearchIndex, folder: str) -> Row:
+    share, waiting = relevance_share(index, search)
+    name = f"right place first, relevance table ({len(RELEVANCE) - waiting} queries"
+    name += f", {waiting} wait for cities500)" if waiting else ")"
+    baseline = baseline_search(folder)
+    if baseline is None:
+        return Row(name, f"{share:.1%}", f"before issue 14: no git to read {BASELINE_COMMIT}")
+    with make_session_factory(make_engine(database_url))() as session:
+        before_index = baseline.load_index(session)
+    before, _ = relevance_share(before_index, baseline.search)
+    return Row(
+        name,
+        f"{share:.1%}",
+        f"before issue 14 ({BASELINE_COMMIT}): {before:.1%}",
+        f"{(1 - before) / max(1 - share, 1e-9):.0f}x fewer misses",
+    )
 
 
 def load_directory(database_url: str) -> float:
@@ -254,6 +307,7 @@ def measure(seconds: float = 10.0) -> list[Row]:
         rows.append(
             Row("right city in the top 3", f"{hit_rate:.1%}", f"LIKE '%q%': {like_hits:.1%}")
         )
+        rows.append(relevance_row(sqlite_url, sqlite_index, tmp))
         sqlite_answers = [search(sqlite_index, q)["results"] for q, _ in queries[:200]]
 
         postgres = fresh_postgres()

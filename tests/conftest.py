@@ -179,11 +179,27 @@ def empty_tables(engine: Engine) -> None:
 
 
 @pytest.fixture
-def clean_databases(engines) -> Iterator[dict[str, Engine]]:
-    """Every service database empty after the test (the schema stays)."""
+def clean_databases(request, engines, redis_client) -> Iterator[dict[str, Engine]]:
+    """Every service database empty after the test (the schema stays), and the gateway's
+    cached answers forgotten before and after it: an answer cached by the test before would
+    otherwise still be served (a list of posts that no longer exist) until a change moved its
+    service's generation, and a test that changes nothing moves none."""
+    app = request.getfixturevalue("gateway_app") if "gateway_app" in request.fixturenames else None
+    forget_cached_answers(redis_client, app)
     yield engines
     for engine in engines.values():
         empty_tables(engine)
+    forget_cached_answers(redis_client, app)
+
+
+def forget_cached_answers(redis_client, gateway_app=None) -> None:
+    """Every gateway's cached answers stale (a new generation), this process's at once."""
+    from shared.routing import GENERATION_KEY
+
+    for service in SERVICES:
+        redis_client.incr(GENERATION_KEY.format(service))
+    if gateway_app is not None:
+        gateway_app.extensions["sistercities"].cache.forget_local()
 
 
 @pytest.fixture(scope="session")

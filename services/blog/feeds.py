@@ -119,7 +119,7 @@ def record_success(
     feed.error_count = 0
     feed.last_error = None
     feed.last_fetched_at = feed.last_success_at = now
-    feed.claimed_until = None
+    feed.claimed_until = feed.claimed_by = None
     if status != 304:
         feed.etag = (etag or "")[:500] or None
         feed.last_modified = (last_modified or "")[:100] or None
@@ -149,7 +149,7 @@ def record_failure(
     feed.error_count += 1
     feed.last_error = message[:1000]
     feed.last_fetched_at = now
-    feed.claimed_until = None
+    feed.claimed_until = feed.claimed_by = None
     asks = timedelta(seconds=retry_after) if retry_after else timedelta()
     feed.next_check_at = intervals.next_failure_check(
         feed.error_count, min(asks, intervals.MAX_SERVER_DELAY), now

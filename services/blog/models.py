@@ -44,6 +44,10 @@ class Feed(Base):
     # Set when the scheduler hands the feed to a worker, so the next tick does not hand it
     # out again while that fetch is still running.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The hand-out (the scheduling task's id) that claimed it: if that task dies before it
+    # has sent every fetch, its redelivered message sends them, instead of the feed waiting
+    # for the lease to run out.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class Post(Base):

@@ -163,10 +163,18 @@ def _record(
 
 
 def claim_due_feeds(
-    session: Session, now: datetime, limit: int = 1000, lease: timedelta = CLAIM_LEASE
+    session: Session,
+    now: datetime,
+    limit: int = 1000,
+    lease: timedelta = CLAIM_LEASE,
+    claimant: str | None = None,
 ) -> list[int]:
     """Feeds whose next check has come and that no worker holds; held for ``lease`` so the
-    next scheduler tick does not hand them out again."""
+    next scheduler tick does not hand them out again.
+
+    ``claimant`` (the hand-out's task id) also gets back the feeds it claimed before and that
+    are not fetched yet: a hand-out killed between its claim and its last send runs again
+    (its message comes back after the visibility timeout) and sends what it had not sent."""
     query = (
         select(Feed.id)
         .where(Feed.next_check_at <= now)
@@ -176,8 +184,17 @@ def claim_due_feeds(
         .with_for_update(skip_locked=True)
     )
     ids = list(session.scalars(query))
+    if claimant is not None:
+        unsent = select(Feed.id).where(Feed.claimed_by == claimant, Feed.claimed_until >= now)
+        ids += [
+            feed_id for feed_id in session.scalars(unsent.order_by(Feed.id)) if feed_id not in ids
+        ]
     if ids:
-        session.execute(update(Feed).where(Feed.id.in_(ids)).values(claimed_until=now + lease))
+        session.execute(
+            update(Feed)
+            .where(Feed.id.in_(ids))
+            .values(claimed_until=now + lease, claimed_by=claimant)
+        )
     return ids
 
 

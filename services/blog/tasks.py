@@ -63,10 +63,10 @@ def fetch_feed(feed_id: int) -> dict:
     }
 
 
-@app.task(name="blog.schedule_fetches", shared=False)
-def schedule_fetches() -> dict:
+@app.task(name="blog.schedule_fetches", shared=False, bind=True)
+def schedule_fetches(task) -> dict:
     with session_scope(runtime.sessions) as session:
-        due = polling.claim_due_feeds(session, utcnow())
+        due = polling.claim_due_feeds(session, utcnow(), claimant=task.request.id)
     for feed_id in due:
         app.send_task(FETCH_TASK, args=[feed_id])
     return {"scheduled": len(due)}

@@ -140,6 +140,11 @@ def resolve_country(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def country_named(text: str) -> str | None:
+    """The ISO code of a country written out in full ("Canada", "usa"), no guessing."""
+    return _country_names().get(normalize(text))
+
+
 def _fuzzy_country(folded: str) -> str | None:
     """Misspellings ("Kazakhstah", "Grece"): the closest name within two edits, if only one."""
     from rapidfuzz import process

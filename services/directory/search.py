@@ -1,10 +1,25 @@
 """City Search: an in-memory index of every name of every city, loaded from the directory's
 database, so a query costs microseconds and answers the same on SQLite and PostgreSQL.
 
+A query is read by ``query`` into a name and the places written after it ("Portland, OR");
+cities in those places come first, the others stay as guesses ("Athens, Georgia" when
+Georgia the country has no Athens).
+
 Matching, best first: the exact name, an exact alternate or historical name ("Bombay"), a
-prefix for autocomplete ("minnea"), then spelling mistakes (one or two edits, found through a
-symmetric-deletion index over the cities' own names). Within each kind, cities with more
-partnerships come first, then cities with more people.
+prefix for autocomplete ("minnea"), then spelling mistakes (one or two edits of any name, own,
+alternate or historical, found through ``typos``' symmetric-deletion index). Within each kind,
+cities with more partnerships come first, then cities with more people (``_popularity_score``,
+log scales).
+
+When a big city's other name meets a smaller place's own name, the rule is:
+- the same name exactly ("Roma"): the city found by its other name must be 10,000 times as
+  popular (``ALTERNATE_PENALTY`` = 4 on the log scale), so a world city wins over a village,
+  not over a real town that bears the name as its own;
+- a typo of both ("Bombey": "Bombay" is Mumbai's other name, "Bambey" a Senegalese town's own)
+  at the same distance: 100 times (``TYPO_ALTERNATE_PENALTY`` = 2). A typo is weaker evidence
+  of which name was meant than an exact name is, so a smaller lead suffices; people misspell
+  the names they have heard, and the names they have heard belong to big places;
+- an exact name always beats a typo, and fewer edits beat more: "Bambey" is Bambey.
 """
 
 from __future__ import annotations
@@ -26,6 +41,9 @@ from services.directory.geography import countries, country_name, resolve_countr
 from services.directory.index_version import current_version
 from services.directory.models import City, CityName, Partnership
 from services.directory.names import normalize
+from services.directory.query import Place, Reading, read_query
+from services.directory.regions import RegionKey, region_aliases
+from services.directory.typos import DeletionIndex
 from shared.errors import InvalidInput
 from shared.logs import get_logger
 
@@ -33,14 +51,16 @@ log = get_logger(__name__)
 
 MAX_QUERY_CHARS = 200
 MAX_LIMIT = 100
-EXACT, ALTERNATE, PREFIX, PREFIX_ALTERNATE, FUZZY = range(5)
+EXACT, ALTERNATE, PREFIX, PREFIX_ALTERNATE, FUZZY, FUZZY_ALTERNATE = range(6)
 MATCH_NAMES = {
     EXACT: "exact",
     ALTERNATE: "alternate",
     PREFIX: "prefix",
     PREFIX_ALTERNATE: "prefix",
     FUZZY: "fuzzy",
+    FUZZY_ALTERNATE: "fuzzy",
 }
+GROUPS = {EXACT: 0, ALTERNATE: 0, PREFIX: 1, PREFIX_ALTERNATE: 1, FUZZY: 2, FUZZY_ALTERNATE: 2}
 # A prefix that begins more names than this is too wide to scan per keystroke: its best
 # cities are ranked when the index is built.
 WIDE_PREFIX_NAMES = 256
@@ -51,6 +71,9 @@ FUZZY_MIN_CHARS = 4
 # How much more popular (log scale, see _popularity_score) a city found by another of its
 # names must be to come before a city whose own name matches.
 ALTERNATE_PENALTY = 4.0
+# The same for a typo: one of another name must belong to a city 100 times as popular as
+# the place whose own name is as close ("Bombey": Mumbai, not Bambey).
+TYPO_ALTERNATE_PENALTY = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +109,11 @@ class SearchIndex:
     ids_by_name: dict[str, tuple[int, ...]] = field(default_factory=dict)
     sorted_names: list[str] = field(default_factory=list)
     short_prefixes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    deletions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    typos: DeletionIndex = field(default_factory=DeletionIndex)
     region_names: frozenset[str] = frozenset()
+    region_aliases: dict[str, frozenset[RegionKey]] = field(default_factory=dict)
+    # country code or (country code, region) -> the cities there
+    cities_in: dict[str | RegionKey, tuple[int, ...]] = field(default_factory=dict)
 
     def sister_count(self, city_id: int) -> int:
         return len(self.sisters.get(city_id, ()))
@@ -118,13 +144,17 @@ def build_index(
     index.short_prefixes = _ranked_wide_prefixes(index)
     index.region_names = frozenset(normalize(city.region) for city in cities if city.region)
 
-    deletions: dict[str, set[str]] = defaultdict(set)
-    for folded in set(index.own_name.values()):
-        if len(folded) >= FUZZY_MIN_CHARS:
-            deletions[folded].add(folded)
-            for variant in _deletes(folded):
-                deletions[variant].add(folded)
-    index.deletions = {variant: tuple(found) for variant, found in deletions.items()}
+    cities_in: dict[str | RegionKey, list[int]] = defaultdict(list)
+    for city in cities:
+        cities_in[city.country_code].append(city.id)
+        if city.region:
+            cities_in[(city.country_code, city.region)].append(city.id)
+    index.cities_in = {key: tuple(ids) for key, ids in cities_in.items()}
+    index.region_aliases = region_aliases(
+        {(city.country_code, city.region) for city in cities if city.region}
+    )
+
+    index.typos = DeletionIndex(name for name in by_name if len(name) >= FUZZY_MIN_CHARS)
     return index
 
 
@@ -154,10 +184,6 @@ def _ranked_wide_prefixes(index: SearchIndex) -> dict[str, tuple[int, ...]]:
             )[:WIDE_PREFIX_KEEP]
         )
     return ranked
-
-
-def _deletes(word: str) -> set[str]:
-    return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
 def load_index(session: Session) -> SearchIndex:
@@ -216,40 +242,90 @@ def search(index: SearchIndex, query: str, country: str | None = None, limit: in
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
     country_code = resolve_country_filter(country)
-    if country_code is None and "," in query:
-        # "Portland, Oregon" or "Paris, France": a trailing country narrows the search.
-        head, _, tail = query.rpartition(",")
-        codes = resolve_country(tail) if tail.strip() else ()
-        if codes and head.strip():
-            query, country_code = head, codes[0]
-    folded = normalize(query)
-    if not folded:
+    readings = read_query(query, index.region_aliases, index.ids_by_name.__contains__)
+    if not readings[0].name:
         raise InvalidInput("q has no letters or digits to search for")
 
-    found: dict[int, tuple[int, int]] = {}
-
-    def consider(city_id: int, kind: int, distance: int = 0) -> None:
-        if country_code and index.cities[city_id].country_code != country_code:
-            return
-        best = found.get(city_id)
-        if best is None or (kind, distance) < best:
-            found[city_id] = (kind, distance)
-
-    for city_id in index.ids_by_name.get(folded, ()):
-        consider(city_id, EXACT if index.own_name[city_id] == folded else ALTERNATE)
-    _prefix_matches(
-        index, folded, consider, lambda: len(found), limit, ranked_only=country_code is None
-    )
-    if len(found) < limit and len(folded) >= FUZZY_MIN_CHARS:
-        _fuzzy_matches(index, folded, consider)
+    # city id -> (places it fits, kind of match, edit distance), the best reading's
+    found: dict[int, tuple[int, int, int]] = {}
+    for reading in readings:
+        _read(index, reading, country_code, limit, found)
+    if not found:
+        # "Springfield Georgia" and no Springfield there: a guess beats an empty answer.
+        for reading in readings[1:]:
+            _read(index, Reading(reading.name, reading.places), country_code, limit, found)
 
     ordered = sorted(found, key=lambda city_id: _rank(index, city_id, found[city_id]))[:limit]
     results = []
     for city_id in ordered:
         result = index.cities[city_id].as_result(index.sister_count(city_id))
-        result["match"] = MATCH_NAMES[found[city_id][0]]
+        result["match"] = MATCH_NAMES[found[city_id][1]]
         results.append(result)
     return {"results": results}
+
+
+def _read(
+    index: SearchIndex,
+    reading: Reading,
+    country_code: str | None,
+    limit: int,
+    found: dict[int, tuple[int, int, int]],
+) -> None:
+    """Adds the cities one reading of the query finds. A city that fits more of the places
+    written after the name comes first; one that fits none is still a guess, unless the
+    reading is strict."""
+    folded, places = reading.name, reading.places
+    fitting: set[int] = set()  # found in every place written (with none written: all found)
+
+    def consider(city_id: int, kind: int, distance: int = 0) -> None:
+        city = index.cities[city_id]
+        if country_code and city.country_code != country_code:
+            return
+        fits = sum(place.holds(city.country_code, city.region) for place in places)
+        if fits == len(places):
+            fitting.add(city_id)
+        elif reading.strict:
+            return
+        match = (-fits, kind, distance)
+        best = found.get(city_id)
+        if best is None or match < best:
+            found[city_id] = match
+
+    def consider_fitting(city_id: int, kind: int, distance: int = 0) -> None:
+        city = index.cities[city_id]
+        if all(place.holds(city.country_code, city.region) for place in places):
+            consider(city_id, kind, distance)
+
+    for city_id in index.ids_by_name.get(folded, ()):
+        consider(city_id, EXACT if index.own_name[city_id] == folded else ALTERNATE)
+    if not reading.strict:
+        if country_code is None and not places:
+            _prefix_matches(index, folded, consider, lambda: len(found), limit, True)
+        else:
+            # The cities in the places written first: a wide prefix's ranked few may hold
+            # none of them ("sa, NY"), and its names are too many to scan, the cities of the
+            # smallest place written are not.
+            if folded in index.short_prefixes:
+                pools = [_cities_of(index, place) for place in places]
+                if country_code:
+                    pools.append(index.cities_in.get(country_code, ()))
+                for city_id in min(pools, key=len):
+                    if index.own_name[city_id].startswith(folded):
+                        consider_fitting(city_id, PREFIX)
+            else:
+                _prefix_matches(index, folded, consider_fitting, lambda: 0, limit, False)
+            if country_code is None:
+                _prefix_matches(index, folded, consider, lambda: len(found), limit, True)
+    if len(fitting) < limit and len(folded) >= FUZZY_MIN_CHARS:
+        _fuzzy_matches(index, folded, consider)
+
+
+def _cities_of(index: SearchIndex, place: Place) -> list[int]:
+    return [
+        city_id
+        for key in (*place.countries, *place.regions)
+        for city_id in index.cities_in.get(key, ())
+    ]
 
 
 def _popularity_score(index: SearchIndex, city_id: int) -> float:
@@ -258,15 +334,18 @@ def _popularity_score(index: SearchIndex, city_id: int) -> float:
     return math.log10(city.population + 1) + 1.5 * math.log2(index.sister_count(city_id) + 1)
 
 
-def _rank(index: SearchIndex, city_id: int, match: tuple[int, int]) -> tuple:
-    """Own name before alternate name before prefix before typo; but a world city found by
-    its other name ("Calcutta", "Roma") outranks a hamlet that bears that name as its own."""
-    kind, distance = match
+def _rank(index: SearchIndex, city_id: int, match: tuple[int, int, int]) -> tuple:
+    """Places fitted, then own name before alternate name before prefix before typo; but a
+    world city found by its other name ("Calcutta", "Roma", a typo of "Bombay") outranks a
+    smaller place that bears that name, or a name as close, as its own."""
+    unfitted, kind, distance = match
     score = _popularity_score(index, city_id)
     if kind in (ALTERNATE, PREFIX_ALTERNATE):
         score -= ALTERNATE_PENALTY
-    group = {EXACT: 0, ALTERNATE: 0, PREFIX: 1, PREFIX_ALTERNATE: 1, FUZZY: 2}[kind]
-    return (group, distance, -score, index.cities[city_id].name, city_id)
+    elif kind == FUZZY_ALTERNATE:
+        score -= TYPO_ALTERNATE_PENALTY
+    group = GROUPS[kind]
+    return (unfitted, group, distance, -score, index.cities[city_id].name, city_id)
 
 
 def _prefix_matches(
@@ -299,15 +378,14 @@ def _prefix_matches(
 
 def _fuzzy_matches(index: SearchIndex, folded: str, consider: Callable) -> None:
     allowed = 1 if len(folded) < 6 else 2
-    candidates: set[str] = set()
-    for variant in {folded, *_deletes(folded)}:
-        candidates.update(index.deletions.get(variant, ()))
-    for name in candidates:
+    for name in index.typos.candidates(folded):
         distance = DamerauLevenshtein.distance(folded, name, score_cutoff=allowed)
         if distance <= allowed:
             for city_id in index.ids_by_name.get(name, ()):
                 if index.own_name[city_id] == name:
                     consider(city_id, FUZZY, distance)
+                else:
+                    consider(city_id, FUZZY_ALTERNATE, distance)
 
 
 class IndexHolder:

@@ -104,6 +104,13 @@ class ResponseCache:
         self._remember(key, current, body)
         return body, current
 
+    def forget_local(self) -> None:
+        """Drop this process's memory level at once, rather than within ``POLL_SECONDS``: for
+        a change made beside the services (a database emptied or restored by hand)."""
+        with self._lock:
+            self._local.clear()
+            self._generations = {}
+
     def _remember(self, key: str, generation: int, body: str) -> None:
         with self._lock:
             self._local[key] = (generation, body)

@@ -258,6 +258,25 @@ def test_the_scheduler_hands_out_due_feeds_once(blog_sessions, feed_server):
         assert polling.claim_due_feeds(session, later) == [first]  # a lost fetch comes back
 
 
+def test_a_hand_out_that_died_before_sending_gets_its_unsent_feeds_back(blog_sessions, feed_server):
+    # The hand-out claimed three feeds and was killed after sending the first fetch only.
+    ids = [add(blog_sessions, feed_server.serve(f"/{name}", b"x")) for name in "abc"]
+    now = utcnow()
+    with session_scope(blog_sessions) as session:
+        assert polling.claim_due_feeds(session, now, claimant="hand-out-1") == ids
+    poll(blog_sessions, ids[0])  # the one fetch that went out
+
+    # Another hand-out finds them held; the redelivered one gets back what it never sent.
+    with session_scope(blog_sessions) as session:
+        assert polling.claim_due_feeds(session, now, claimant="hand-out-2") == []
+    with session_scope(blog_sessions) as session:
+        assert polling.claim_due_feeds(session, now, claimant="hand-out-1") == ids[1:]
+    for feed_id in ids[1:]:
+        poll(blog_sessions, feed_id)
+    with session_scope(blog_sessions) as session:
+        assert polling.claim_due_feeds(session, now, claimant="hand-out-1") == []
+
+
 def test_a_feed_is_registered_once_and_private_addresses_are_refused(blog_sessions):
     from shared.errors import Conflict, InvalidInput
 

@@ -53,7 +53,9 @@ def site_url(stack, stack_env, tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: `apt-get install chromium` (.ci/run does)")
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: `make test` finds or installs one (or set CHROMIUM_PATH)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

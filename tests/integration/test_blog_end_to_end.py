@@ -141,3 +141,50 @@ def test_a_directory_that_is_down_delays_links_and_loses_nothing(
     wait_for(lambda: [p["city_ids"] for p in posts(client)] == [two_cities],
              timeout=30 + POLL_SECONDS, what="the links once the directory is back")  # fmt: skip
     assert outbox_count(clean_databases, "blog.post_published") == 1
+
+
+def test_a_hand_out_killed_after_claiming_its_feeds_sends_them_when_its_message_comes_back(
+    stack, clean_databases, feed_server, common_settings
+):
+    """The state a blog worker killed inside ``blog.schedule_fetches`` leaves: its feeds
+    claimed for ten minutes, their fetches never sent. The task's message comes back after the
+    visibility timeout with the same id; that run must send them, not wait out the lease."""
+    from services.blog import feeds, polling
+    from shared.celery_app import make_celery
+    from shared.db import make_session_factory, session_scope
+    from shared.events import utcnow
+
+    for path in ("/feed/one", "/feed/two"):
+        feed_server.serve(path, FEED.replace("0123456789ab", path[-3:] * 4))
+    urls = [feed_server.url(path) for path in ("/feed/one", "/feed/two")]
+    with session_scope(make_session_factory(clean_databases["blog"])) as session:
+        for url in urls:
+            feeds.add_feed(session, url, utcnow(), allow_private=True)
+        polling.claim_due_feeds(session, utcnow(), claimant="killed-hand-out")
+    assert feed_server.hits == {}
+
+    # The message coming back: the same task, the same id.
+    make_celery("beat-under-test", common_settings).send_task(
+        "blog.schedule_fetches", task_id="killed-hand-out"
+    )
+    wait_for(lambda: feed_server.hits["/feed/one"] and feed_server.hits["/feed/two"],
+             what="both claimed feeds to be fetched")  # fmt: skip
+
+
+def test_a_test_that_empties_the_databases_is_not_shown_answers_cached_before(
+    client, gateway_app, stack, clean_databases, redis_client
+):
+    """What leaked one test's story into the next: answers cached in Redis and in the gateway
+    process outlive the rows they came from when nothing moves their generation."""
+    from shared.routing import GENERATION_KEY
+    from tests.conftest import empty_tables, forget_cached_answers
+    from tests.site.conftest import add_stories, story
+
+    add_stories(clean_databases["blog"], [(story("cached-1", "Cached", 1), [])])
+    redis_client.incr(GENERATION_KEY.format("blog"))
+    assert [post["title"] for post in posts(client)] == ["Cached"]
+    assert [post["title"] for post in posts(client)] == ["Cached"]  # now from memory
+
+    empty_tables(clean_databases["blog"])
+    forget_cached_answers(redis_client, gateway_app)
+    assert posts(client) == []

@@ -46,7 +46,9 @@ def test_the_mailbox_needs_its_own_key_in_production_and_never_holds_secret_key(
 
 
 def test_sistercities_run_hands_the_mailbox_its_key_and_not_secret_key(tmp_path):
-    env = production(tmp_path, SECRET_KEY=LONG_KEY, REDIS_URL="redis://127.0.0.1:6379/0")
+    env = production(
+        tmp_path, SECRET_KEY=LONG_KEY, REDIS_URL="redis://:a-password@127.0.0.1:6379/0"
+    )
     notifier = load_settings(env)
     mailbox_env = mailbox_environment(env, notifier)
     assert "SECRET_KEY" not in mailbox_env and LONG_KEY not in mailbox_env.values()
