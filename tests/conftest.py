@@ -247,7 +247,7 @@ def full_directory(backends) -> Iterator[FullDirectory]:
         pytest.skip(f"the real data set is not at {TWIN_CITIES}")
     from services.directory.cities_import import import_cities
     from services.directory.partnerships_import import import_partnerships
-    from services.directory.search import load_index
+    from services.directory.search_index import load_index
     from shared.db import make_session_factory, session_scope
 
     engine = make_engine(backends.full_directory_url)
