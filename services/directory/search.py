@@ -1,5 +1,6 @@
-"""City Search: an in-memory index of every name of every city, loaded from the directory's
-database, so a query costs microseconds and answers the same on SQLite and PostgreSQL.
+"""City Search: parsing and ranking over the in-memory index of every name of every place
+(``search_index``: how it is stored and loaded), so a query costs microseconds and answers
+the same on SQLite and PostgreSQL.
 
 A query is read by ``query`` into a name and the places written after it ("Portland, OR");
 cities in those places come first, the others stay as guesses ("Athens, Georgia" when
@@ -12,20 +13,29 @@ cities with more partnerships come first, then cities with more people (``_popul
 log scales).
 
 When a big city's other name meets a smaller place's own name, the rule is:
-- the same name exactly ("Roma"): the city found by its other name must be 10,000 times as
-  popular (``ALTERNATE_PENALTY`` = 4 on the log scale), so a world city wins over a village,
-  not over a real town that bears the name as its own;
+- the same name exactly ("Roma"): the city found by its other name comes first when it has
+  100 times the people of every place that bears the name as its own
+  (``ALTERNATE_PEOPLE_RATIO``; people, not partnerships, say which place a name means: Rome,
+  not Roma, Texas, though both have a sister city), or when it is 10,000 times as popular
+  (``ALTERNATE_PENALTY`` = 4 on the log scale); so a world city wins over a village, not
+  over a real town that bears the name as its own ("Manchester" is Manchester, not the old
+  name of a part of Richmond, Virginia);
 - a typo of both ("Bombey": "Bombay" is Mumbai's other name, "Bambey" a Senegalese town's own)
   at the same distance: 100 times (``TYPO_ALTERNATE_PENALTY`` = 2). A typo is weaker evidence
   of which name was meant than an exact name is, so a smaller lead suffices; people misspell
   the names they have heard, and the names they have heard belong to big places;
-- an exact name always beats a typo, and fewer edits beat more: "Bambey" is Bambey.
+- an exact name beats a typo or a prefix, and fewer edits beat more ("Bambey" is Bambey),
+  unless the city whose own name the query begins or misses by one letter is a million times
+  as popular as every exact match (``WEAKER_MATCH_LEAD`` = 6): "Johannesberg" is
+  Johannesburg, not the Bavarian village of 4,000; "Barcelon" is Barcelona, not a Philippine
+  town that GeoNames also calls "Barcelon".
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rapidfuzz.distance import DamerauLevenshtein
 
@@ -67,6 +77,9 @@ FUZZY_MIN_CHARS = 4
 # How much more popular (log scale, see _popularity_score) a city found by another of its
 # names must be to come before a city whose own name matches.
 ALTERNATE_PENALTY = 4.0
+# How many times the people of every place whose own name matches a city found by another
+# of its names must have to come first, whatever their partnerships.
+ALTERNATE_PEOPLE_RATIO = 100
 # How much more popular a city whose own name the query begins ("Barcelon") or misses by one
 # letter ("Johannesberg") must be to come before the places that match exactly.
 WEAKER_MATCH_LEAD = 6.0
@@ -112,8 +125,8 @@ def search(index: SearchIndex, query: str, country: str | None = None, limit: in
         for reading in readings[1:]:
             _read(index, Reading(reading.name, reading.places), country_code, limit, found)
 
-    leads = _exact_scores(index, found)
-    ordered = sorted(found, key=lambda row: _rank(index, row, found[row], leads))[:limit]
+    best = _exact_best(index, found)
+    ordered = sorted(found, key=lambda row: _rank(index, row, found[row], best))[:limit]
     results = []
     for row in ordered:
         result = index.record(row).as_result(index.sister_counts[row])
@@ -191,18 +204,28 @@ def _popularity_score(index: SearchIndex, row: int) -> float:
     return math.log10(index.population[row] + 1) + 1.5 * math.log2(index.sister_counts[row] + 1)
 
 
-def _exact_scores(index: SearchIndex, found: dict[int, tuple[int, int, int]]) -> dict[int, float]:
-    """The best popularity among the exact matches (own or other name), by places fitted."""
-    best: dict[int, float] = {}
+@dataclass(frozen=True, slots=True)
+class _ExactBest:
+    """By places fitted: the best popularity among the exact matches (own or other name),
+    and the most people among the places whose own name matches."""
+
+    score: dict[int, float]
+    own_people: dict[int, int]
+
+
+def _exact_best(index: SearchIndex, found: dict[int, tuple[int, int, int]]) -> _ExactBest:
+    best = _ExactBest({}, {})
     for row, (unfitted, kind, _distance) in found.items():
         if GROUPS[kind] == 0:
-            best[unfitted] = max(best.get(unfitted, -math.inf), _popularity_score(index, row))
+            score = _popularity_score(index, row)
+            best.score[unfitted] = max(best.score.get(unfitted, -math.inf), score)
+        if kind == EXACT:
+            people = index.population[row]
+            best.own_people[unfitted] = max(best.own_people.get(unfitted, 0), people)
     return best
 
 
-def _rank(
-    index: SearchIndex, row: int, match: tuple[int, int, int], exact_scores: dict[int, float]
-) -> tuple:
+def _rank(index: SearchIndex, row: int, match: tuple[int, int, int], best: _ExactBest) -> tuple:
     """Places fitted, then own name before alternate name before prefix before typo; but a
     world city found by its other name ("Calcutta", "Roma", a typo of "Bombay") outranks a
     smaller place that bears that name, or a name as close, as its own; and a world city
@@ -210,10 +233,19 @@ def _rank(
     exactly ("Barcelon", "Johannesberg")."""
     unfitted, kind, distance = match
     score = _popularity_score(index, row)
-    if (kind == PREFIX or (kind == FUZZY and distance == 1)) and score >= exact_scores.get(
+    if (kind == PREFIX or (kind == FUZZY and distance == 1)) and score >= best.score.get(
         unfitted, math.inf
     ) + WEAKER_MATCH_LEAD:
         return (unfitted, 0, 0, -score, index.city_names[row], index.ids[row])
+    own_people = best.own_people.get(unfitted)
+    if (
+        kind == ALTERNATE
+        and own_people is not None
+        and index.population[row] >= ALTERNATE_PEOPLE_RATIO * (own_people + 1)
+    ):
+        # People, not partnerships, say which place a name means: Rome has 160 times the
+        # people of any Roma, though Roma, Texas has a sister city too.
+        return (unfitted, 0, -1, -score, index.city_names[row], index.ids[row])
     if kind in (ALTERNATE, PREFIX_ALTERNATE):
         score -= ALTERNATE_PENALTY
     elif kind == FUZZY_ALTERNATE:

@@ -121,21 +121,33 @@ class _Encoded(Sequence[bytes]):
 
 
 class NameTable(StringTable):
-    """Sorted distinct names: a name's position by binary search, and a prefix's span."""
+    """Sorted distinct names: a name's position by binary search, and a prefix's span. Every
+    ``SAMPLE_EVERY``th name is also kept as bytes, so the search first bisects that list in
+    C and slices the string table only in the last few steps."""
+
+    SAMPLE_EVERY = 64
 
     def __init__(self, sorted_names: Sequence[str]):
         super().__init__(sorted_names)
         self._keys = _Encoded(self)
+        self._sample = [self.encoded(i) for i in range(0, len(self), self.SAMPLE_EVERY)]
+
+    def _bisect(self, key: bytes, start: int = 0) -> int:
+        step = self.SAMPLE_EVERY
+        sampled = bisect.bisect_left(self._sample, key)
+        low = max(start, (sampled - 1) * step + 1 if sampled else 0)
+        high = max(low, min(sampled * step, len(self)))
+        return bisect.bisect_left(self._keys, key, low, high)
 
     def position(self, name: str) -> int | None:
         key = name.encode()
-        at = bisect.bisect_left(self._keys, key)
+        at = self._bisect(key)
         return at if at < len(self) and self.encoded(at) == key else None
 
     def span(self, prefix: str) -> tuple[int, int]:
         """Where the names that begin with ``prefix`` start and end."""
-        start = bisect.bisect_left(self._keys, prefix.encode())
-        return start, bisect.bisect_left(self._keys, (prefix + _AFTER_ALL).encode(), start)
+        start = self._bisect(prefix.encode())
+        return start, self._bisect((prefix + _AFTER_ALL).encode(), start)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.position(name) is not None
@@ -150,7 +162,10 @@ class SearchIndex:
         cities: list[CityRecord],
         names: list[tuple[int, str]],
         pairs: list[tuple[int, int]],
+        folded_own: dict[int, tuple[str, str]] | None = None,
     ):
+        """``folded_own``: city id -> (its own name, folded) as the directory holds them, so
+        that only names changed since are folded again."""
         self.version = version
         cities = sorted(cities, key=lambda city: city.id)
         count = len(cities)
@@ -174,7 +189,8 @@ class SearchIndex:
             if row is not None:
                 self.sister_counts[row] = len(partners)
 
-        own = [normalize(city.name) for city in cities]
+        folded_own = folded_own or {}
+        own = [_folded(city.name, folded_own.get(city.id)) for city in cities]
         known = [(self._row_of.get(city_id), folded) for city_id, folded in names]
         known = [(row, folded) for row, folded in known if row is not None]
         sorted_names = sorted({*own, *(folded for _, folded in known)})
@@ -219,9 +235,11 @@ class SearchIndex:
         self.rows_in = {key: array("i", rows) for key, rows in rows_in.items()}
         self.typos = DeletionIndex(sorted_names, filed_as=self.names)
 
-        self.cities: Mapping[int, CityRecord] = _Cities(self)
+        self.cities: Mapping[int, CityRecord] = _ByCityId(self, self.record)
         self.ids_by_name: Mapping[str, tuple[int, ...]] = _IdsByName(self)
-        self.own_name: Mapping[int, str] = _OwnNames(self)
+        self.own_name: Mapping[int, str] = _ByCityId(
+            self, lambda row: self.names[self.own_position[row]]
+        )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -264,15 +282,17 @@ class SearchIndex:
         return ranked
 
 
-class _Cities(Mapping[int, CityRecord]):
-    def __init__(self, index: SearchIndex):
-        self.index = index
+class _ByCityId(Mapping[int, object]):
+    """A column read by city id, as the index's users did when it was a dictionary."""
 
-    def __getitem__(self, city_id: int) -> CityRecord:
+    def __init__(self, index: SearchIndex, read: Callable[[int], object]):
+        self.index, self.read = index, read
+
+    def __getitem__(self, city_id: int):
         row = self.index.row(city_id)
         if row is None:
             raise KeyError(city_id)
-        return self.index.record(row)
+        return self.read(row)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.index.ids)
@@ -302,21 +322,8 @@ class _IdsByName(Mapping[str, tuple[int, ...]]):
         return len(self.index.names)
 
 
-class _OwnNames(Mapping[int, str]):
-    def __init__(self, index: SearchIndex):
-        self.index = index
-
-    def __getitem__(self, city_id: int) -> str:
-        row = self.index.row(city_id)
-        if row is None:
-            raise KeyError(city_id)
-        return self.index.names[self.index.own_position[row]]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.index.ids)
-
-    def __len__(self) -> int:
-        return len(self.index)
+def _folded(name: str, known: tuple[str, str] | None) -> str:
+    return known[1] if known is not None and known[0] == name else normalize(name)
 
 
 def build_index(
@@ -341,11 +348,18 @@ def load_index(session: Session) -> SearchIndex:
         City.longitude,
         City.population,
     )
-    cities = [CityRecord(*row) for row in session.execute(select(*columns).order_by(City.id))]
-    names = list(session.execute(select(CityName.city_id, CityName.folded)))
-    pairs = list(session.execute(select(Partnership.city_a_id, Partnership.city_b_id)))
-    index = SearchIndex(version, cities, names, pairs)
-    del cities, names, pairs
+    cities = [CityRecord(*row) for row in _plain_rows(session, select(*columns).order_by(City.id))]
+    names = _plain_rows(session, select(CityName.city_id, CityName.folded))
+    pairs = _plain_rows(session, select(Partnership.city_a_id, Partnership.city_b_id))
+    # Each city's own name is folded already, beside its other names.
+    own = _plain_rows(
+        session,
+        select(CityName.city_id, CityName.name, CityName.folded).where(CityName.kind == "name"),
+    )
+    folded_own = {city_id: (name, folded) for city_id, name, folded in own}
+    del own
+    index = SearchIndex(version, cities, names, pairs, folded_own)
+    del cities, names, pairs, folded_own
     _return_freed_memory()
     log.info(
         "search_index_loaded",
@@ -355,6 +369,16 @@ def load_index(session: Session) -> SearchIndex:
         seconds=round(time.perf_counter() - started, 2),
     )
     return index
+
+
+def _plain_rows(session: Session, statement) -> list[tuple]:
+    """The rows as the database's driver gives them: making SQLAlchemy's Row objects of a
+    million rows took longer than the query (the columns read here need no conversion)."""
+    result = session.connection().execute(statement)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
 
 
 def _return_freed_memory() -> None:

@@ -1,6 +1,8 @@
 """The columnar search index: names, prefixes and the places behind them, as the search reads
 them."""
 
+import random
+
 from services.directory.search import search
 from services.directory.search_index import CityRecord, NameTable, build_index
 
@@ -48,3 +50,15 @@ def test_a_wide_prefix_ranks_own_names_first_then_partnerships_then_people():
     assert ranked[:3] == [6, 5, 399]  # partnerships first, then people
     assert 1000 not in ranked  # "Big" begins with "sa" only by another name
     assert index.wide_prefix("sa0001") is None
+
+
+def test_a_name_table_of_many_names_finds_what_a_sorted_list_finds():
+    rng = random.Random(14)
+    letters = "abcdeéö東 "
+    names = sorted({"".join(rng.choices(letters, k=rng.randint(1, 6))) for _ in range(3000)})
+    table = NameTable(names)
+    for _ in range(500):
+        probe = "".join(rng.choices(letters, k=rng.randint(1, 4)))
+        expected = [name for name in names if name.startswith(probe)]
+        assert [table[i] for i in range(*table.span(probe))] == expected, probe
+        assert table.position(probe) == (names.index(probe) if probe in names else None)

@@ -85,9 +85,7 @@ def test_the_right_place_comes_first_for_nearly_every_query_of_the_table(full_di
     ]
     share = 1 - len(misses) / len(rows)
     with capsys.disabled():
-        print(
-            f"\nrelevance table: right place first for {share:.1%} of {len(rows)} queries"
-        )
+        print(f"\nrelevance table: right place first for {share:.1%} of {len(rows)} queries")
     assert share >= SHARE_FIRST, misses
 
 
