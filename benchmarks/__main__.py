@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from benchmarks import (
     bench_blog,
     bench_digests,
+    bench_places,
     bench_rpc,
     bench_search,
     bench_site,
@@ -22,6 +23,7 @@ from benchmarks.report import Row, table
 BENCHMARKS = {
     "rpc": bench_rpc,
     "search": bench_search,
+    "places": bench_places,
     "story_links": bench_story_links,
     "blog": bench_blog,
     "digests": bench_digests,

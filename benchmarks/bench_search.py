@@ -33,6 +33,7 @@ from benchmarks.processes import (
     serve,
     serve_stock_celery,
     start_redis,
+    vm_rss_mb,
     wait_http_ok,
 )
 from benchmarks.report import Row
@@ -170,6 +171,17 @@ def load_directory(database_url: str) -> float:
     return time.perf_counter() - started
 
 
+def timed_index_load(database_url: str) -> tuple[SearchIndex, float, float]:
+    """The index, the seconds its load took and how much this process's peak memory grew."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with make_session_factory(make_engine(database_url))() as session:
+        started = time.perf_counter()
+        index = load_index(session)
+        seconds = time.perf_counter() - started
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return index, seconds, grown_mb
+
+
 def timed_searches(index: SearchIndex, queries: list[tuple[str, int]]) -> tuple[list[float], float]:
     latencies, hits = [], 0
     for query, city_id in queries:
@@ -250,8 +262,7 @@ def _gateway_search(database_url: str, queries: list[tuple[str, int]], seconds: 
             },
             seconds,
         )
-        rss_kb = int(Path(f"/proc/{worker.pid}/status").read_text().split("VmRSS:")[1].split()[0])
-        results["worker_rss_mb"] = rss_kb / 1024
+        results["worker_rss_mb"] = vm_rss_mb(worker.pid)
         return results
 
 
@@ -284,12 +295,7 @@ def measure(seconds: float = 10.0) -> list[Row]:
                 "aim 60 s",
             )
         )
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        with make_session_factory(make_engine(sqlite_url))() as session:
-            started = time.perf_counter()
-            sqlite_index = load_index(session)
-            load_seconds = time.perf_counter() - started
-        grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+        sqlite_index, load_seconds, grown_mb = timed_index_load(sqlite_url)
         rows.append(
             Row("search index load, SQLite", f"{load_seconds:.1f} s, +{grown_mb:.0f} MB peak")
         )

@@ -20,6 +20,24 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 
+def vm_rss_mb(pid: int) -> float:
+    """A process's resident memory now (VmRSS), in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def service_env(redis_url: str, data_dir: str, **settings: str) -> dict[str, str]:
+    """The environment of a service process a benchmark starts: quiet logs, its own data."""
+    return dict(
+        os.environ,
+        REDIS_URL=redis_url,
+        DATA_DIR=data_dir,
+        LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+        **settings,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

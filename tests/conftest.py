@@ -241,12 +241,13 @@ class FullDirectory:
 
 @pytest.fixture(scope="session")
 def full_directory(backends) -> Iterator[FullDirectory]:
-    """GeoNames' cities and the real twin_cities.csv, imported once per run (about 30 s)."""
+    """GeoNames' cities500 and the real twin_cities.csv, imported once per run (about 70 s
+    on SQLite or PostgreSQL)."""
     if not TWIN_CITIES.exists():
         pytest.skip(f"the real data set is not at {TWIN_CITIES}")
     from services.directory.cities_import import import_cities
     from services.directory.partnerships_import import import_partnerships
-    from services.directory.search import load_index
+    from services.directory.search_index import load_index
     from shared.db import make_session_factory, session_scope
 
     engine = make_engine(backends.full_directory_url)

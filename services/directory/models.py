@@ -41,6 +41,9 @@ class City(Base):
     ascii_name: Mapped[str | None] = mapped_column(String(200))
     country_code: Mapped[str] = mapped_column(String(2), index=True)
     region: Mapped[str | None] = mapped_column(String(200))
+    # GeoNames' first-level division code ("MN" in the US, "08" in Canada): the key other
+    # parts map ISO 3166-2 codes through. None for created places and GeoNames' "00".
+    admin1_code: Mapped[str | None] = mapped_column(String(20))
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     population: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,7 +5,9 @@ lat_b,lng_b`` and ``notes``).
 
 Each side is resolved to one directory city: by its folded name or an alternate name within
 the country (nearest to the given coordinates, within 30 km), else by a nearby city of a
-similar name; a place the directory lacks becomes a new city once, however many rows spell it.
+similar name. With GeoNames' cities500 loaded nearly every side is found so; a place the
+directory still lacks becomes a new city once, however many rows spell it, with the region
+its coordinates lie in.
 Bad rows are reported with their line number and never stop the import. Re-importing the same
 file changes nothing.
 """
@@ -24,7 +26,7 @@ from rapidfuzz import fuzz
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from services.directory.geography import distance_km, resolve_country
+from services.directory.geography import distance_km, nearest_region, resolve_country
 from services.directory.index_version import bump_version
 from services.directory.models import (
     PARTNERSHIP_STATUSES,
@@ -43,6 +45,9 @@ MATCH_RADIUS_KM = 30.0
 SAME_PLACE_KM = 8.0
 SIMILAR_NAME = 80
 BATCH_ROWS = 1000
+# A place too small for cities500 lies in the countryside: the region of a known place this
+# far away is still, nearly always, its own.
+CREATED_REGION_KM = 25.0
 MAX_NAME_CHARS = 200
 
 TWIN_CITIES_COLUMNS = ["city1", "country1", "lat1", "lng1", "city2", "country2", "lat2", "lng2"]
@@ -252,6 +257,7 @@ class Resolver:
             place = self.places.get(city_id)
             if place is not None and city_id not in self.by_name[(place.country_code, folded)]:
                 self.by_name[(place.country_code, folded)].append(city_id)
+        self.divisions = _divisions(session)
 
     def _remember(self, place: Place) -> None:
         self.places[place.id] = place
@@ -317,10 +323,13 @@ class Resolver:
 
     def _create(self, code: str, side: Side) -> int:
         folded = normalize(side.name)
+        region = nearest_region(code, side.latitude, side.longitude, within_km=CREATED_REGION_KM)
         city = City(
             name=side.name,
             ascii_name=folded,
             country_code=code,
+            region=region,
+            admin1_code=self.divisions.get((code, region)),
             latitude=side.latitude,
             longitude=side.longitude,
             population=0,
@@ -336,6 +345,19 @@ class Resolver:
     def _distance(self, city_id: int, side: Side) -> float:
         place = self.places[city_id]
         return distance_km(place.latitude, place.longitude, side.latitude, side.longitude)
+
+
+def _divisions(session: Session) -> dict[tuple[str, str | None], str]:
+    """(country, region name) -> GeoNames' division code, where the directory's GeoNames
+    places give that region one code."""
+    codes: dict[tuple[str, str | None], set[str]] = defaultdict(set)
+    for country, region, admin1 in session.execute(
+        select(City.country_code, City.region, City.admin1_code)
+        .where(City.region.is_not(None), City.admin1_code.is_not(None))
+        .distinct()
+    ):
+        codes[(country, region)].add(admin1)
+    return {key: found.pop() for key, found in codes.items() if len(found) == 1}
 
 
 def _cell(code: str, latitude: float, longitude: float) -> tuple[str, int, int]:

@@ -72,6 +72,8 @@ NAMED_NEARBY_BONUS = 1.0
 # How much better known (in _renown's steps) the first of two namesakes must be when nothing
 # else tells them apart.
 NAMESAKE_MARGIN = 0.5
+# Words before a first name that lead to people as often as to places.
+PERSON_PREPOSITIONS = {"to", "for", "with"}
 # Partners found let more partners be found; a story settles in two or three rounds.
 MAX_ROUNDS = 6
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -178,6 +180,11 @@ def _mentions(index: SearchIndex, context: Context) -> list[Mention]:
                 continue
             if not tokens[position].capitalized or _region_only(index, phrase, ids):
                 break
+            if size > 1 and not _known_by(index, ids, phrase, ALTERNATE_NAME_POPULATION):
+                # Another name of a small place ("The Bath", a Jamaican village's) does not
+                # swallow a better-known name inside it ("The Bath and Aix-en-Provence
+                # choirs": Bath, England, Aix's sister).
+                continue
             original = context.text[tokens[position].start : tokens[position + size - 1].end]
             mention = Mention(position, position + size, original, phrase, ids)
             _read_context(index, context, mention)
@@ -225,6 +232,15 @@ def _read_context(index: SearchIndex, context: Context, mention: Mention) -> Non
         mention.strong = True
         mention.evidence.append(f"'sister city {mention.original}'")
     preposition = context.preposition_before(start)
+    if (
+        preposition in PERSON_PREPOSITIONS
+        and end - start == 1
+        and phrase in GIVEN_NAMES
+        and not _known_by(index, mention.ids, phrase, ALTERNATE_NAME_POPULATION, own=False)
+    ):
+        # "The prize went to Sami": a prize, a letter or thanks go to people as often as
+        # to places; a small town's first name needs more than this.
+        preposition = None
     if preposition:
         mention.placed = True
         mention.evidence.append(f"'{preposition} {mention.original}'")

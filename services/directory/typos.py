@@ -5,48 +5,72 @@ the same forms of itself, so a dropped, added, changed or swapped letter still m
 Filed compactly: one sorted array of 64-bit numbers, each a hash of a form beside the number
 of its name, and where each run of equal leading hash bits starts (so a look-up reads a few
 numbers, not a binary search that makes a Python int of every number it compares). A
-dictionary of strings to tuples cost about 200 bytes a form; this costs about 10, and the index
-files millions of forms once every alternate name of every place is in. Two forms may share a
-hash: the caller measures the true distance of every name it gets back anyway.
+dictionary of strings to tuples cost about 200 bytes a form; this costs about 8, and the index
+files millions of forms once every alternate name of every place is in.
+
+The hash is a polynomial one over the code points, so the hash of every form with one letter
+dropped follows from the prefix hashes of the name in a few array operations: numpy hashes
+all forms of all names of one length at once, where hashing each form as a Python string took
+most of the index's load. Two forms may share a hash: the caller measures the true distance
+of every name it gets back anyway.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
-from itertools import chain
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-NAME_BITS = 22
+NAME_BITS = 23
 HASH_BITS = 63 - NAME_BITS
 _NAME_MASK = (1 << NAME_BITS) - 1
-_HASH_MASK = (1 << HASH_BITS) - 1
+_WORD = (1 << 64) - 1
+_BASE = 0x100000001B3  # odd, and wider than any code point
+_MIX = 0x9E3779B97F4A7C15
 
 
 def deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
 
-def _forms(word: str) -> set[str]:
-    return {word, *deletes(word)}
+def _form_hashes(word: str) -> set[int]:
+    """The hashes of the word and of each form with one letter dropped, as ``_keys`` makes
+    them (the same arithmetic on Python ints, wrapped to 64 bits)."""
+    prefixes = [0]
+    for char in word:
+        prefixes.append((prefixes[-1] * _BASE + ord(char)) & _WORD)
+    full = prefixes[-1]
+    powers = [1]
+    for _ in word:
+        powers.append((powers[-1] * _BASE) & _WORD)
+    length = len(word)
+    hashes = {_mix(full)}
+    for i in range(length):
+        power = powers[length - 1 - i]
+        hashes.add(_mix(prefixes[i] * power + full - prefixes[i + 1] * power))
+    return hashes
 
 
-def _hash(form: str) -> int:
-    # str hashes differ between processes (PYTHONHASHSEED), never within one: each process
-    # builds its own index.
-    return hash(form) & _HASH_MASK
+def _mix(value: int) -> int:
+    value &= _WORD
+    return (((value ^ (value >> 29)) * _MIX) & _WORD) >> (64 - HASH_BITS)
 
 
 class DeletionIndex:
-    def __init__(self, names: Iterable[str] = ()):
-        self.names = tuple(sorted(set(names)))
+    def __init__(self, names: Iterable[str] = (), filed_as: Sequence[str] | None = None):
+        """``filed_as``: the names, sorted and distinct, as the caller keeps them (a name's
+        number is its position there); ``names`` are then the same, as a list to hash."""
+        if filed_as is None:
+            names = sorted(set(names))
+            filed_as = tuple(names)
+        self.names = filed_as
         if len(self.names) > _NAME_MASK:
             raise ValueError(f"more than {_NAME_MASK:,} names to file for typos")
         # numpy sorts and finds the buckets' starts at build time only: a look-up reads the
         # plain arrays below, which index faster than numpy's.
-        keys = np.fromiter(chain.from_iterable(_keys(self.names)), dtype=np.int64)
-        keys.sort()
+        keys = sorted_distinct(_keys(names))
         # About two to four forms a bucket.
         self.bucket_bits = max(1, len(keys).bit_length() - 2)
         self._shift = HASH_BITS - self.bucket_bits
@@ -61,19 +85,62 @@ class DeletionIndex:
 
     def candidates(self, word: str) -> set[str]:
         """Names that share a form with the word: every name one edit away, and some two."""
-        found: set[str] = set()
+        return {self.names[number] for number in self.candidate_numbers(word)}
+
+    def candidate_numbers(self, word: str) -> set[int]:
+        """The numbers of the names ``candidates`` gives."""
+        found: set[int] = set()
         keys, starts, shift = self.keys, self.starts, self._shift
-        for form in _forms(word):
-            hashed = _hash(form)
+        for hashed in _form_hashes(word):
             bucket = hashed >> shift
             for position in range(starts[bucket], starts[bucket + 1]):
                 key = keys[position]
                 if key >> NAME_BITS == hashed:
-                    found.add(self.names[key & _NAME_MASK])
+                    found.add(key & _NAME_MASK)
         return found
 
 
-def _keys(names: tuple[str, ...]) -> Iterator[list[int]]:
-    """For each name, its forms' hashes beside its number."""
+def sorted_distinct(values: np.ndarray) -> np.ndarray:
+    """``np.unique`` without its hashing pass, several times slower on millions of ints."""
+    values = np.sort(values)
+    if len(values) == 0:
+        return values
+    keep = np.empty(len(values), dtype=bool)
+    keep[0] = True
+    np.not_equal(values[1:], values[:-1], out=keep[1:])
+    return values[keep]
+
+
+def _keys(names: Sequence[str]) -> np.ndarray:
+    """For each name, its forms' hashes beside its number, hashed a length at a time."""
+    by_length: dict[int, list[int]] = defaultdict(list)
     for number, name in enumerate(names):
-        yield [_hash(form) << NAME_BITS | number for form in _forms(name)]
+        by_length[len(name)].append(number)
+    parts = [np.zeros(0, dtype=np.int64)]
+    base = np.uint64(_BASE)
+    for length, numbers in by_length.items():
+        if length == 0:
+            continue
+        text = "".join(names[number] for number in numbers)
+        chars = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).reshape(-1, length)
+        chars = chars.astype(np.uint64)
+        prefixes = np.zeros((len(numbers), length + 1), dtype=np.uint64)
+        for i in range(length):
+            prefixes[:, i + 1] = prefixes[:, i] * base + chars[:, i]
+        powers = np.ones(length + 1, dtype=np.uint64)
+        for i in range(length):
+            powers[i + 1 : i + 2] = powers[i : i + 1] * base
+        full = prefixes[:, length]
+        forms = [full]
+        for i in range(length):
+            power = powers[length - 1 - i : length - i]
+            forms.append(prefixes[:, i] * power + full - prefixes[:, i + 1] * power)
+        hashed = _mix_array(np.stack(forms, axis=1))
+        number_column = np.asarray(numbers, dtype=np.int64)[:, None]
+        parts.append(((hashed.astype(np.int64) << NAME_BITS) | number_column).ravel())
+    return np.concatenate(parts)
+
+
+def _mix_array(values: np.ndarray) -> np.ndarray:
+    mixed = (values ^ (values >> np.uint64(29))) * np.uint64(_MIX)
+    return mixed >> np.uint64(64 - HASH_BITS)

@@ -1,6 +1,8 @@
 """Staff's command line for partnerships, run as staff run it: a process of its own, changing
 what the admin API's partnership routes change, with the same events."""
 
+import os
+import pty
 import subprocess
 import sys
 
@@ -106,3 +108,48 @@ def test_wrong_usage_is_refused_before_anything_is_read(args, message):
     result = CliRunner().invoke(directory_cli, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def _on_a_terminal(env, *args) -> tuple[int, str]:
+    """Run a directory command with its output on a pseudo-terminal, as staff run it."""
+    terminal, child = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sistercities", "directory", *args],
+        env=env, stdin=subprocess.DEVNULL, stdout=child, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    os.close(child)
+    output = bytearray()
+    while True:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # the child side closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(terminal)
+    return process.wait(timeout=120), output.decode("utf-8", "replace")
+
+
+def test_import_cities_shows_a_progress_bar_on_a_terminal_and_reports_its_counts(
+    stack_env, clean_databases
+):
+    returncode, output = _on_a_terminal(stack_env, "import-cities", "--min-population", "15000")
+    assert returncode == 0, output
+    assert "cities" in output and "━" in output  # rich's bar
+    assert "cities read:             34,006" in output
+    assert "cities created:          34,006" in output
+    assert count_rows(clean_databases["directory"], "SELECT count(*) FROM cities") == 34_006
+
+    again = sistercities(stack_env, "import-cities", "--min-population", "15000")
+    assert again.returncode == 0, again.stderr
+    assert "cities created:          0\n" in again.stdout
+    assert "cities already present:  34,006" in again.stdout
+    assert "━" not in again.stdout  # no bar in a pipe
+
+
+def test_import_cities_refuses_a_population_floor_it_has_no_file_for(stack_env, clean_databases):
+    result = sistercities(stack_env, "import-cities", "--min-population", "100")
+    assert result.returncode == 1
+    assert "must be one of 500, 1000, 5000, 15000" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,7 +9,6 @@ from shared.errors import InvalidInput
 from tests.directory.relevance_table import (
     ALTERNATE_TYPOS,
     CITY_REGION,
-    NEEDS_CITIES500,
     NON_LATIN,
     PLAIN,
     RELEVANCE,
@@ -75,9 +74,9 @@ def test_the_relevance_table_is_wide():
 def test_the_right_place_comes_first_for_nearly_every_query_of_the_table(full_directory, capsys):
     index = full_directory.index
     missing = [row for row in RELEVANCE if not is_present(index, row)]
-    # A place the table expects that the directory lacks is a mistake in the table, unless
-    # it is a small town that waits for cities500.
-    assert [row for row in missing if row[0] not in NEEDS_CITIES500] == []
+    # A place the table expects that the directory lacks is a mistake in the table: with
+    # cities500 imported, the small towns are scored too.
+    assert missing == []
     rows = [row for row in RELEVANCE if row not in missing]
     misses = [
         (row[0], [(r["name"], r["country_code"], r["region"]) for r in results[:2]])
@@ -86,10 +85,7 @@ def test_the_right_place_comes_first_for_nearly_every_query_of_the_table(full_di
     ]
     share = 1 - len(misses) / len(rows)
     with capsys.disabled():
-        print(
-            f"\nrelevance table: right place first for {share:.1%} of {len(rows)} queries; "
-            f"{len(missing)} small-town rows wait for cities500"
-        )
+        print(f"\nrelevance table: right place first for {share:.1%} of {len(rows)} queries")
     assert share >= SHARE_FIRST, misses
 
 
