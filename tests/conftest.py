@@ -56,11 +56,20 @@ def backends(request, tmp_path_factory) -> Iterator[Backends]:
 
 
 @pytest.fixture(scope="session")
-def mail_sink() -> Iterator[MailSink]:
+def mail_server() -> Iterator[MailSink]:
     """The SMTP server the stack's notifier sends to, for the whole session."""
     sink = MailSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+def mail_sink(mail_server) -> MailSink:
+    """The session's SMTP server, holding only what this test sends: tests use the same
+    addresses ("ada@example.org"), and a mail an earlier test left there was taken for this
+    one's (its link belonging to a subscriber long gone)."""
+    mail_server.clear()
+    return mail_server
 
 
 def stack_environment(
@@ -100,11 +109,11 @@ def stack_environment(
 
 
 @pytest.fixture(scope="session")
-def stack_env(backends, mail_sink, tmp_path_factory) -> dict[str, str]:
+def stack_env(backends, mail_server, tmp_path_factory) -> dict[str, str]:
     return stack_environment(
         backends.redis_url,
         backends.database_urls,
-        mail_sink.url,
+        mail_server.url,
         tmp_path_factory.mktemp("data"),
     )
 
