@@ -90,7 +90,12 @@ def message_id(subscriber_id: int, period: str, domain: str) -> str:
 
 
 def claim(
-    session: Session, subscriber_ids: list[int], period: str, now: datetime, domain: str
+    session: Session,
+    subscriber_ids: list[int],
+    period: str,
+    now: datetime,
+    domain: str,
+    claimant: str | None = None,
 ) -> list[int]:
     """Ledger rows for these subscribers in this period (existing rows are left as they are);
     returns the ids of the rows still to be sent."""
@@ -98,7 +103,7 @@ def claim(
         rows = [
             {"subscriber_id": subscriber_id, "period": period, "status": "claimed",
              "message_id": message_id(subscriber_id, period, domain), "stories": 0,
-             "attempts": 0, "created_at": now}
+             "attempts": 0, "created_at": now, "claimed_by": claimant}
             for subscriber_id in subscriber_ids
         ]  # fmt: skip
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
@@ -111,6 +116,15 @@ def claim(
             .order_by(Delivery.id)
         )
     )
+
+
+def claims_of(session: Session, claimant: str) -> list[int]:
+    """Rows this hand-out claimed that are still claimed: a hand-out killed between claiming
+    and its last send runs again (its message comes back) and sends them, instead of leaving
+    them for ``stale_claims``. A row also in a batch already out is sent once all the same:
+    the mark before each message's last line takes only a row still claimed."""
+    query = select(Delivery.id).where(Delivery.status == "claimed", Delivery.claimed_by == claimant)
+    return list(session.scalars(query.order_by(Delivery.id)))
 
 
 def stale_claims(session: Session, now: datetime) -> list[int]:

@@ -136,6 +136,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The hand-out (schedule task id) that claimed the row: killed before it sent every batch,
+    # its redelivered message sends the rows it still holds (``deliveries.claims_of``).
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the server's 250 for the message was recorded. Sent without it after a crash: the
     # one message that crash may have lost (see deliveries.py).

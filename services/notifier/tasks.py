@@ -262,8 +262,8 @@ def _with_links(subscriber: Subscriber) -> dict:
     }
 
 
-@app.task(name="notifier.schedule_digests", shared=False)
-def schedule_digests(frequency: str | None = None, every: bool = False) -> dict:
+@app.task(name="notifier.schedule_digests", shared=False, bind=True)
+def schedule_digests(task, frequency: str | None = None, every: bool = False) -> dict:
     """Claim the due subscribers' ledger rows and hand them out in batches. ``every`` (staff's
     "send now") treats every confirmed subscriber of ``frequency`` as due."""
     if frequency is not None and frequency not in FREQUENCIES:
@@ -280,9 +280,11 @@ def schedule_digests(frequency: str | None = None, every: bool = False) -> dict:
             batches, deliveries_handed_out = batches + 1, deliveries_handed_out + len(delivery_ids)
 
     with runtime.read_sessions() as session:
-        stale = deliveries.stale_claims(session, now)
-    for start in range(0, len(stale), batch):
-        hand_out(stale[start : start + batch])
+        again = deliveries.claims_of(session, task.request.id)
+        stale = sorted(set(deliveries.stale_claims(session, now)) - set(again))
+    for rows in (again, stale):
+        for start in range(0, len(rows), batch):
+            hand_out(rows[start : start + batch])
     for each in [frequency] if frequency else FREQUENCIES:
         period = digests.period_of(each, now)
         with runtime.read_sessions() as session:
@@ -290,7 +292,12 @@ def schedule_digests(frequency: str | None = None, every: bool = False) -> dict:
         for start in range(0, len(due), batch):
             with session_scope(runtime.sessions) as session:
                 claimed = deliveries.claim(
-                    session, due[start : start + batch], period, now, mail_settings().domain
+                    session,
+                    due[start : start + batch],
+                    period,
+                    now,
+                    mail_settings().domain,
+                    claimant=task.request.id,
                 )
             hand_out(claimed)
     return {"batches": batches, "deliveries": deliveries_handed_out}

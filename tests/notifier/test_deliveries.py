@@ -294,3 +294,23 @@ def test_a_batch_that_ends_in_an_error_keeps_the_250s_it_heard(
         # Sent and known to be accepted: not mistaken for one a crash may have lost.
         assert first.status == "sent" and first.accepted_at is not None
         assert session.get(Delivery, claimed[1]).status == "claimed"
+
+
+def test_a_hand_out_killed_before_its_last_send_gets_back_the_rows_it_still_holds(
+    notifier_sessions,
+):
+    """The state a notifier killed inside ``schedule_digests`` leaves: rows it claimed, none
+    sent. Its redelivered message (same task id) gets them back; no other hand-out does, and a
+    row once sent is not handed out again."""
+    with session_scope(notifier_sessions) as session:
+        ids = [add_subscriber(session, f"held{n}@example.org") for n in range(3)]
+    with session_scope(notifier_sessions) as session:
+        claimed = deliveries.claim(
+            session, ids, "weekly:2026-W48", utcnow(), DOMAIN, claimant="killed-hand-out"
+        )
+    with session_scope(notifier_sessions) as session:
+        assert deliveries.claims_of(session, "killed-hand-out") == claimed
+        assert deliveries.claims_of(session, "another-hand-out") == []
+        session.get(Delivery, claimed[0]).status = "sent"
+    with session_scope(notifier_sessions) as session:
+        assert deliveries.claims_of(session, "killed-hand-out") == claimed[1:]
