@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from apiflask import APIBlueprint, HTTPError, Schema
+from apiflask import APIBlueprint, Schema
 from apiflask.fields import File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf
 from flask import current_app
 
 from services.gateway.admin_auth import admin_auth
-from services.gateway.admin_schemas import Deleted
+from services.gateway.admin_schemas import Deleted, uploaded_text
 from services.gateway.clients import service_client
 
 bp = APIBlueprint("admin_feeds", __name__, tag="Admin", url_prefix="/api/v1/admin")
@@ -155,9 +155,4 @@ def export_opml():
     responses=[400, 413, 503],
 )
 def import_opml(form: dict):
-    try:
-        # utf-8-sig: a byte order mark (some readers write one) is not text before <?xml.
-        document = form["file"].read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise HTTPError(400, "the file is not UTF-8 text") from None
-    return service_client().call("blog.import_opml", document)
+    return service_client().call("blog.import_opml", uploaded_text(form["file"]))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from apiflask import APIBlueprint, HTTPError, Schema
+from apiflask import APIBlueprint, Schema
 from apiflask.fields import File, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 
 from services.gateway.admin_auth import admin_auth
-from services.gateway.admin_schemas import Deleted
+from services.gateway.admin_schemas import Deleted, uploaded_text
 from services.gateway.clients import LONG_CALL_TIMEOUT, long_call_client, service_client
 
 bp = APIBlueprint("admin_partnerships", __name__, tag="Admin", url_prefix="/api/v1/admin")
@@ -117,10 +117,6 @@ def delete_partnership(partnership_id: int):
 )
 def import_partnerships(form: dict):
     upload = form["file"]
-    try:
-        text = upload.read().decode("utf-8")
-    except UnicodeDecodeError:
-        raise HTTPError(400, "the file is not UTF-8 text") from None
     return long_call_client().call(
-        "directory.import_partnerships", text, upload.filename or "upload"
+        "directory.import_partnerships", uploaded_text(upload), upload.filename or "upload"
     )
