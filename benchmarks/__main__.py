@@ -12,11 +12,14 @@ from datetime import UTC, datetime
 from benchmarks import (
     bench_blog,
     bench_digests,
+    bench_events,
+    bench_lanes,
     bench_places,
     bench_rpc,
     bench_search,
     bench_site,
     bench_story_links,
+    bench_websub,
 )
 from benchmarks.report import Row, table
 
@@ -26,8 +29,11 @@ BENCHMARKS = {
     "places": bench_places,
     "story_links": bench_story_links,
     "blog": bench_blog,
+    "websub": bench_websub,
     "digests": bench_digests,
     "site": bench_site,
+    "events": bench_events,
+    "lanes": bench_lanes,
 }
 
 

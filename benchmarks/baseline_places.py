@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 
-from services.directory.geography import _country_names
+from services.directory.geography import folded_country_names
 from services.directory.names import normalize
 from services.directory.search import SearchIndex
 from shared.errors import InvalidInput
@@ -45,7 +45,7 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 @functools.cache
 def _country_words() -> dict[str, str]:
-    return {name: code for name, code in _country_names().items() if len(name) >= 4}
+    return {name: code for name, code in folded_country_names().items() if len(name) >= 4}
 
 
 def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:

@@ -15,6 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class Post:
+    """A request with a JSON body, where a plain path means a GET."""
+
+    path: str
+    body: bytes
+
+
 @dataclass
 class Result:
     requests: int
@@ -58,11 +66,16 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
-        path = next(self.paths)
-        self.writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            "Connection: keep-alive\r\n\r\n".encode()
-        )
+        request = next(self.paths)
+        head = f"Host: {self.host}:{self.port}\r\nConnection: keep-alive\r\n"
+        if isinstance(request, Post):
+            self.writer.write(
+                f"POST {request.path} HTTP/1.1\r\n{head}Content-Type: application/json\r\n"
+                f"Content-Length: {len(request.body)}\r\n\r\n".encode()
+                + request.body
+            )
+        else:
+            self.writer.write(f"GET {request} HTTP/1.1\r\n{head}\r\n".encode())
         status_line = await self.reader.readline()
         if not status_line:
             raise ConnectionError("closed")
@@ -101,7 +114,7 @@ async def _closed_loop(host, port, paths, connections, seconds) -> Result:
                 errors += 1
                 connection.close()
                 continue
-            if status == 200:
+            if 200 <= status < 300:
                 latencies.append(time.perf_counter() - started)
             else:
                 errors += 1
@@ -127,7 +140,7 @@ async def _open_loop(host, port, paths, rate, seconds, connections) -> Result:
         connection = await pool.get()
         try:
             status = await connection.get()
-            if status == 200:
+            if 200 <= status < 300:
                 latencies.append(time.perf_counter() - scheduled)
             else:
                 errors += 1
@@ -161,7 +174,11 @@ def closed_loop(
 
 
 def open_loop(
-    url: str, rate: float, seconds: float, connections: int = 32, paths: list[str] | None = None
+    url: str,
+    rate: float,
+    seconds: float,
+    connections: int = 32,
+    paths: list[str | Post] | None = None,
 ) -> Result:
     host, port, path = _split(url)
     cycle = itertools.cycle(paths or [path])

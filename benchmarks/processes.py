@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -49,10 +50,17 @@ class Processes:
         self.log_dir = log_dir
         self.running: list[subprocess.Popen] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: str | None = None
+    ) -> subprocess.Popen:
         with (self.log_dir / f"{name}.log").open("ab") as log:
             process = subprocess.Popen(
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.running.append(process)
         return process
@@ -156,6 +164,16 @@ def serve_stock_celery(processes: Processes, env: dict[str, str]) -> str:
         env,
     )
     return serve(processes, "stock", "benchmarks.rpc_apps:stock_app()", env)
+
+
+def start_smtp_sink(processes: Processes, tmp: str, name: str) -> tuple[int, str, int]:
+    """An SMTP server that counts (``benchmarks.smtp_sink``): its port, the file its report
+    goes to when it is stopped, and its process id."""
+    port, report = free_port(), os.path.join(tmp, f"{name}.json")
+    sink = processes.start(name, [sys.executable, "-m", "benchmarks.smtp_sink", "--port", str(port),
+                           "--report", report], dict(os.environ))  # fmt: skip
+    wait(lambda: smtplib.SMTP("127.0.0.1", port, timeout=2).quit(), f"the sink {name}")
+    return port, report, sink.pid
 
 
 def wait(check, what: str, timeout: float = 30.0) -> None:

@@ -7,4 +7,5 @@ psql -v ON_ERROR_STOP=1 --no-psqlrc \
     -v directory_password="${DIRECTORY_DB_PASSWORD:?set DIRECTORY_DB_PASSWORD}" \
     -v blog_password="${BLOG_DB_PASSWORD:?set BLOG_DB_PASSWORD}" \
     -v notifier_password="${NOTIFIER_DB_PASSWORD:?set NOTIFIER_DB_PASSWORD}" \
+    -v staff_password="${STAFF_DB_PASSWORD:?set STAFF_DB_PASSWORD}" \
     -f "${INIT_SQL:-/etc/sistercities/postgres-init.sql}"

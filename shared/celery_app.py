@@ -17,7 +17,7 @@ import redis
 import sqlalchemy.exc
 from celery import Celery, Task
 from celery.app import trace
-from celery.signals import task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from shared import redis_transport
 from shared.errors import ServiceError, TransientError
@@ -111,6 +111,10 @@ def make_celery(
             # tenth 10-second tick: up to 100 s more for every killed worker's messages.
             "unacked_restore_interval": max(1, min(10, settings.task_visibility_timeout // 4)),
             "unacked_restore_throttle": 1,
+            # A worker killed while restoring holds kombu's restore lock until it expires
+            # (5 minutes by default), and nothing is restored meanwhile. Restorers running at
+            # once are safe (shared.redis_transport), so the lock only saves duplicate scans.
+            "unacked_mutex_expire": max(2, min(60, settings.task_visibility_timeout // 4)),
         },
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
@@ -145,30 +149,60 @@ def make_celery(
 
 
 def _register_ping(app: Celery, service: str) -> None:
+    """``<service>.ping_service`` through the interactive lane, ``<service>.ping_background``
+    through the background lane (where it waits behind the lane's backlog)."""
     host = socket.gethostname()
 
-    @app.task(name=f"{service}.ping_service", shared=False)
-    def ping_service() -> dict:
+    def ping() -> dict:
         return {"service": service, "host": host, "time": datetime.now(UTC).isoformat()}
+
+    for name in (f"{service}.ping_service", f"{service}.ping_background"):
+        app.task(name=name, shared=False)(ping)
 
 
 def install_worker_hooks(redis_client: redis.Redis) -> None:
-    """Bind task context into every log line and send replies to waiting callers."""
+    """Bind task context into every log line, make the actor known to the service's code
+    (``shared.actor``), pass both on to the tasks a task sends, and send replies to waiting
+    callers."""
     import structlog
 
     from shared import rpc
+    from shared.actor import ACTOR_HEADER, from_header, set_actor
 
     def before(task_id=None, task=None, **_kw):
+        actor = from_header(task.request.get(ACTOR_HEADER))
+        set_actor(actor)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             task_id=task_id,
             task=task.name,
             request_id=task.request.get(rpc.REQUEST_ID_HEADER),
+            actor=actor["id"] if actor else None,
         )
 
     def after(task=None, retval=None, state=None, **_kw):
         rpc.send_reply(redis_client, task, retval, state)
         structlog.contextvars.clear_contextvars()
+        set_actor(None)
 
     task_prerun.connect(before, weak=False)
     task_postrun.connect(after, weak=False)
+    before_task_publish.connect(pass_context_on, weak=False)
+
+
+def pass_context_on(headers=None, **_kw) -> None:
+    """A task sent while another runs (a staff action's follow-up work) carries the same
+    actor and request id, so what it records is on record under the same person."""
+    import structlog
+
+    from shared import rpc
+    from shared.actor import ACTOR_HEADER, current_actor
+
+    if headers is None:
+        return
+    actor = current_actor()
+    if actor is not None:
+        headers.setdefault(ACTOR_HEADER, actor)
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id is not None:
+        headers.setdefault(rpc.REQUEST_ID_HEADER, request_id)

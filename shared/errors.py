@@ -11,8 +11,10 @@ class ServiceError(Exception):
 
     STATUS_BY_CODE = {
         "invalid": 400,
+        "forbidden": 403,
         "not_found": 404,
         "conflict": 409,
+        "gone": 410,
         "unavailable": 503,
         "internal": 500,
     }
@@ -40,6 +42,11 @@ class NotFound(ServiceError):
 class InvalidInput(ServiceError):
     def __init__(self, message: str):
         super().__init__("invalid", message)
+
+
+class Forbidden(ServiceError):
+    def __init__(self, message: str):
+        super().__init__("forbidden", message)
 
 
 class Conflict(ServiceError):

@@ -9,6 +9,7 @@ handling, so the effect happens exactly once.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from sqlalchemy import (
     insert,
 )
 from sqlalchemy import event as sa_event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.logs import get_logger
@@ -35,7 +36,8 @@ from shared.routing import consumers_of
 log = get_logger(__name__)
 
 Envelope = dict[str, Any]
-Handler = Callable[[Session, dict[str, Any], Envelope], None]
+# Applies a run of events of one type, in delivery order, inside the batch's transaction.
+Handler = Callable[[Session, list[dict[str, Any]]], None]
 
 
 def utcnow() -> datetime:
@@ -147,40 +149,69 @@ def envelope_of(row: Mapping[str, Any], producer: str) -> Envelope:
     }
 
 
-def handle_event_once(
+def handle_events_once(
     sessions: sessionmaker[Session],
     metadata: MetaData,
-    envelope: Envelope,
+    envelopes: list[Envelope],
     handlers: Mapping[str, Handler],
-) -> str:
-    """Apply one delivered event at most once. Returns "handled", "duplicate" or "ignored".
+) -> dict[str, int]:
+    """Apply a batch of delivered events in one transaction, each at most once. Returns how
+    many were ``handled``, ``duplicate`` (handled before, or twice in the batch) and
+    ``ignored`` (no handler: recorded, so never looked at again).
 
-    The ledger row and the handler's changes commit together: a crash in between leaves
-    neither, and the redelivered event is handled then.
+    The ledger rows and the handlers' changes commit together: a crash in between leaves
+    neither, and the redelivered batch is handled then. Two copies of a batch handled at once
+    (a redelivery while the first still runs) claim their ledger rows in the same order, so
+    the second waits for the first and then finds every event taken.
     """
-    event_id, event_type = envelope["id"], envelope["type"]
+    counts = {"handled": 0, "duplicate": 0, "ignored": 0}
+    unique = {envelope["id"]: envelope for envelope in envelopes}
+    counts["duplicate"] = len(envelopes) - len(unique)
     session = sessions()
     try:
-        try:
-            session.execute(
-                insert(handled_table(metadata)).values(
-                    event_id=event_id, event_type=event_type, handled_at=utcnow()
-                )
-            )
-        except IntegrityError:
-            session.rollback()
-            log.info("event_duplicate", event_id=event_id, event_type=event_type)
-            return "duplicate"
-        handler = handlers.get(event_type)
-        if handler is None:
-            log.warning("event_ignored", event_id=event_id, event_type=event_type)
-        else:
-            handler(session, envelope["payload"], envelope)
+        claimed = _claim_ledger_rows(session, metadata, list(unique.values()))
+        fresh = [envelope for envelope in envelopes if claimed.pop(envelope["id"], False)]
+        counts["duplicate"] += len(unique) - len(fresh)
+        # Consecutive events of one type go to their handler together, in delivery order.
+        for event_type, run in itertools.groupby(fresh, key=lambda envelope: envelope["type"]):
+            run = list(run)
+            handler = handlers.get(event_type)
+            if handler is None:
+                counts["ignored"] += len(run)
+                log.warning("events_ignored", event_type=event_type, count=len(run))
+                continue
+            handler(session, [envelope["payload"] for envelope in run])
+            counts["handled"] += len(run)
         session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
-    log.info("event_handled", event_id=event_id, event_type=event_type)
-    return "handled" if handler else "ignored"
+    if counts["duplicate"]:
+        log.info("event_duplicate", count=counts["duplicate"])
+    log.info("events_handled", **counts)
+    return counts
+
+
+def _claim_ledger_rows(
+    session: Session, metadata: MetaData, envelopes: list[Envelope]
+) -> dict[str, bool]:
+    """Insert the batch's ledger rows, skipping ids already there; returns the ids this
+    transaction inserted. On PostgreSQL an id another transaction inserted and has not
+    committed makes this one wait for it, then skips it."""
+    if not envelopes:
+        return {}
+    handled = handled_table(metadata)
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(handled)
+    now = utcnow()
+    rows = [
+        {"event_id": envelope["id"], "event_type": envelope["type"], "handled_at": now}
+        for envelope in sorted(envelopes, key=lambda envelope: envelope["id"])
+    ]
+    inserted = session.execute(
+        statement.on_conflict_do_nothing(index_elements=["event_id"]).returning(handled.c.event_id),
+        rows,
+    )
+    return dict.fromkeys(inserted.scalars(), True)

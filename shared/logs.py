@@ -37,7 +37,11 @@ def configure_logging(settings: CommonSettings, process: str) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelName(settings.log_level.upper())
         ),
-        cache_logger_on_first_use=True,
+        # Cached loggers skip re-reading this configuration on each line, but keep the one
+        # they first saw: only production configures a process once. Elsewhere a process may
+        # configure again (the test suite does, in any order), and a logger cached before
+        # would keep writing through the old processors, unseen by structlog's capture_logs.
+        cache_logger_on_first_use=settings.environment == "production",
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared_processors,

@@ -85,3 +85,40 @@ def drop_event_tables_v1() -> None:
 
     op.drop_table("handled_events")
     op.drop_table("outbox_events")
+
+
+def create_audit_table_v1() -> None:
+    """The audit log as every service's migration creates it (``shared.audit``), frozen here
+    for the same reason as the event tables."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor_id", sa.String(length=80), nullable=False),
+        sa.Column("actor_name", sa.String(length=300), nullable=False),
+        sa.Column("action", sa.String(length=60), nullable=False),
+        sa.Column("object_kind", sa.String(length=30), nullable=False),
+        sa.Column("object_id", sa.String(length=64), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_audit_log_occurred", "audit_log", ["occurred_at", "id"])
+    op.create_table(
+        "audit_subjects",
+        sa.Column("object_kind", sa.String(length=30), nullable=False),
+        sa.Column("object_id", sa.String(length=64), nullable=False),
+        sa.Column("entry_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(["entry_id"], ["audit_log.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("object_kind", "object_id", "entry_id"),
+    )
+
+
+def drop_audit_table_v1() -> None:
+    from alembic import op
+
+    op.drop_table("audit_subjects")
+    op.drop_table("audit_log")

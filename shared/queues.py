@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import redis
 
-from shared.routing import SERVICES
+from shared.routing import LANES, SERVICES, lane_queue
 
 # kombu's Redis transport keeps the messages workers have taken and not yet acknowledged
 # (acks_late: until the task ends) in this hash, for every queue together.
 UNACKED_KEY = "unacked"
 
 
+QUEUES: tuple[str, ...] = tuple(lane_queue(service, lane) for service in SERVICES for lane in LANES)
+
+
 def queue_lengths(client: redis.Redis) -> dict:
-    """``{"waiting": {service: messages}, "unacknowledged": messages}``. Every message here is
-    sent without a priority, so kombu keeps a queue in the one list named after it."""
+    """``{"waiting": {queue: messages}, "unacknowledged": messages}``, a queue for each lane
+    of each service. Every message here is sent without a priority, so kombu keeps a queue in
+    the one list named after it."""
     pipe = client.pipeline(transaction=False)
-    for service in SERVICES:
-        pipe.llen(service)
+    for queue in QUEUES:
+        pipe.llen(queue)
     pipe.hlen(UNACKED_KEY)
     *waiting, unacknowledged = pipe.execute()
-    return {"waiting": dict(zip(SERVICES, waiting, strict=True)), "unacknowledged": unacknowledged}
+    return {"waiting": dict(zip(QUEUES, waiting, strict=True)), "unacknowledged": unacknowledged}

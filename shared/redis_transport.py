@@ -1,19 +1,80 @@
-"""kombu's Redis transport, keeping one client object per connection pool.
+"""kombu's Redis transport, with messages that a killed worker cannot lose and one client object
+per connection pool.
 
-kombu builds a new ``redis.Redis`` for every publish and every acknowledgement. With redis-py
-8 each construction copies about 170 response callbacks and costs some 0.3 ms of CPU: more
-than the Redis commands it then sends. A ``redis.Redis`` is a thread-safe facade over its
-pool, so one per pool does the same work. Selected by the ``scredis://`` broker scheme that
+**Taking a message.** kombu takes a message with BRPOP and only then, in a second round trip,
+records it among the unacknowledged (the ``unacked`` hash and its ``unacked_index``, from which
+a message whose worker died is handed out again after the visibility timeout). A worker killed
+between the two has taken the message out of its queue and recorded it nowhere: it is lost (a
+kill in a polling cycle lost a fetch about one time in six; kombu issue #305). Here the wait
+and the take are apart: the worker waits, without taking anything, until its queue holds a
+message (BLMOVE of the queue onto itself), then takes one with a script that moves it from the
+queue into the unacknowledged in one step inside Redis. Whatever instant the worker dies at,
+the message is in its queue or among the unacknowledged. A worker that consumes several queues
+waits on one at a time (kombu's round robin), so a message on another waits at most
+``brpop_timeout`` (1 s) while the others are idle.
+
+**Restoring.** kombu lets one worker at a time hand out the unacknowledged messages of dead
+workers, under a lock that expires after ``unacked_mutex_expire`` (5 minutes by default): a
+worker killed while holding it stopped every restore for 5 minutes. ``shared.celery_app`` sets
+it to a few seconds; two restorers at once are safe (each message is moved in a transaction
+that watches the hash).
+
+**One client per pool.** kombu builds a new ``redis.Redis`` for every publish and every
+acknowledgement, and each construction copies redis-py's response callbacks: more CPU than
+the Redis commands it then sends. A ``redis.Redis`` is a thread-safe facade over its pool, so
+one per pool does the same work. Selected by the ``scredis://`` broker scheme that
 ``shared.celery_app.broker_url`` writes; behind Redis Sentinel by ``sentinel://`` URLs
 themselves (below).
 """
 
 from __future__ import annotations
 
+from queue import Empty
+from time import monotonic, time
+
 from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
 
 ALIAS = "scredis"
+
+# KEYS: the queue lists in the order to take from, then the unacked hash and its index.
+# ARGV: the time to index the message at (the worker's clock, as kombu's restore reads it).
+# The delivery tag, exchange and routing key are read from the message's "properties", which
+# kombu and shared.task_messages write last; only a message written otherwise is decoded whole.
+TAKE_SCRIPT = """
+local index_key, hash_key = KEYS[#KEYS], KEYS[#KEYS - 1]
+for i = 1, #KEYS - 2 do
+  local item = redis.call('RPOP', KEYS[i])
+  if item then
+    local tail, from = string.sub(item, -2048), nil
+    local at = string.find(tail, '"properties"', 1, true)
+    while at do
+      from = at
+      at = string.find(tail, '"properties"', at + 1, true)
+    end
+    local tag, exchange, routing_key
+    if from then
+      local properties = string.sub(tail, from)
+      tag = string.match(properties, '"delivery_tag"%s*:%s*"([^"]*)"')
+      exchange = string.match(properties, '"exchange"%s*:%s*"([^"]*)"')
+      routing_key = string.match(properties, '"routing_key"%s*:%s*"([^"]*)"')
+    end
+    if not (tag and exchange and routing_key) then
+      local properties = cjson.decode(item)['properties']
+      tag = properties['delivery_tag']
+      exchange = properties['delivery_info']['exchange']
+      routing_key = properties['delivery_info']['routing_key']
+    end
+    redis.call('ZADD', index_key, ARGV[1], tag)
+    redis.call('HSET', hash_key, tag,
+      '[' .. item .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
+    return {KEYS[i], item}
+  end
+end
+return false
+"""
 
 
 class QoS(kombu_redis.QoS):
@@ -28,6 +89,13 @@ class QoS(kombu_redis.QoS):
     still in Redis' unacked index when Redis kept it (append-only file on) and is delivered
     again after the visibility timeout: one more run, which every task allows.
     """
+
+    def append(self, message, delivery_tag):
+        """A message taken by ``TAKE_SCRIPT`` is already recorded in Redis."""
+        if self.channel.taken.pop(delivery_tag, False):
+            virtual.QoS.append(self, message, delivery_tag)
+        else:
+            super().append(message, delivery_tag)
 
     def ack(self, delivery_tag):
         try:
@@ -55,7 +123,81 @@ class OneClientPerPool:
         return cached[1]
 
 
-class Channel(OneClientPerPool, kombu_redis.Channel):
+class TakeWithoutLoss:
+    """kombu's BRPOP replaced by a wait that takes nothing and a take that records the message
+    among the unacknowledged in the same step (the module docstring says why)."""
+
+    _waiting_on: str | None = None
+    _taking = False
+
+    @property
+    def taken(self) -> dict:
+        return self.__dict__.setdefault("_taken", {})
+
+    @property
+    def no_ack_queues(self) -> set:
+        return self.__dict__.setdefault("_no_ack_queues", set())
+
+    def basic_consume(self, queue, no_ack, *args, **kwargs):
+        if no_ack:
+            self.no_ack_queues.add(queue)
+        else:
+            self.no_ack_queues.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def _brpop_start(self, timeout=None):
+        # A key prefix changes every key name, and a consumer without acknowledgements has no
+        # unacknowledged to record: kombu's own way serves both.
+        self._taking = not self.global_keyprefix and not (
+            self.no_ack_queues & set(self.active_queues)
+        )
+        if not self._taking:
+            return super()._brpop_start(timeout)
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues:
+            return
+        # The queue's list is moved onto itself: BLMOVE waits for a message and changes nothing.
+        self._waiting_on = queues[0]
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = monotonic()
+        wait = timeout if timeout is not None else self.brpop_timeout
+        key = self._q_for_pri(queues[0], 0)
+        self.client.connection.send_command("BLMOVE", key, key, "RIGHT", "RIGHT", wait or 0)
+
+    def _brpop_read(self, **options):
+        if not self._taking:
+            return super()._brpop_read(**options)
+        try:
+            try:
+                self.client.parse_response(self.client.connection, "BLMOVE", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+        finally:
+            self._in_poll = None
+            self._flush_brpop_reauth()
+        # Woken (or timed out): take from every queue in kombu's order, the waited one first.
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if self._waiting_on in queues:
+            queues.remove(self._waiting_on)
+            queues.insert(0, self._waiting_on)
+        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+        take = self.__dict__.get("_take")
+        if take is None or take.registered_client is not self.client:
+            take = self.__dict__["_take"] = self.client.register_script(TAKE_SCRIPT)
+        taken = take(keys=[*keys, self.unacked_key, self.unacked_index_key], args=[time()])
+        if not taken:
+            raise Empty()
+        key, item = taken
+        dest = bytes_to_str(key).rsplit(self.sep, 1)[0]
+        self._queue_cycle.rotate(dest)
+        payload = loads(bytes_to_str(item))
+        self.taken[payload["properties"]["delivery_tag"]] = True
+        self.connection._deliver(payload, dest)
+        return True
+
+
+class Channel(OneClientPerPool, TakeWithoutLoss, kombu_redis.Channel):
     QoS = QoS
 
 
@@ -63,7 +205,7 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-class SentinelChannel(OneClientPerPool, kombu_redis.SentinelChannel):
+class SentinelChannel(OneClientPerPool, TakeWithoutLoss, kombu_redis.SentinelChannel):
     QoS = QoS
 
 

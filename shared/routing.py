@@ -1,42 +1,129 @@
-"""The one routing table: which queue each service consumes, and which services hear each event.
+"""The one routing table: which queue each task goes to, and which services hear each event.
 
-Task names are ``<service>.<verb>_<noun>``; the prefix is the queue, so a task is always
-delivered to the worker of the service that owns it.
+Task names are ``<service>.<verb>_<noun>``; the prefix names the service, so a task is always
+delivered to a worker of the service that owns it. Each service has two lanes, each its own
+queue consumed by worker processes of its own: the interactive lane (``<service>``) holds the
+calls a visitor waits for, the background lane (``<service>.background``) everything else
+(events, imports, digests, polls), so no visitor's call waits behind background work
+(docs/architecture.md says why lanes are processes and not priorities).
 """
 
 from __future__ import annotations
 
-SERVICES: tuple[str, ...] = ("directory", "blog", "notifier")
+SERVICES: tuple[str, ...] = ("directory", "blog", "notifier", "staff")
+INTERACTIVE, BACKGROUND = "interactive", "background"
+LANES: tuple[str, ...] = (INTERACTIVE, BACKGROUND)
 
-# event type -> the services whose ``<service>.handle_event`` task receives it
+# Every service's tasks of the event ledger (shared.runtime) and its background lane's ping
+# (shared.celery_app).
+_COMMON_BACKGROUND = ("handle_events", "handle_event", "purge_events", "ping_background")
+# The background lane's tasks; every other task is interactive. A task the gateway calls
+# through shared.rpc is interactive unless it takes minutes (staff's imports).
+BACKGROUND_TASKS: frozenset[str] = frozenset(
+    {f"{service}.{verb}" for service in SERVICES for verb in _COMMON_BACKGROUND}
+    | {
+        "directory.import_partnerships",
+        # The blog's linking of stories to cities, asked when a feed is polled.
+        "directory.match_places",
+        "directory.match_places_many",
+        "blog.fetch_feed",
+        "blog.schedule_fetches",
+        "blog.link_post_cities",
+        "blog.link_pending_posts",
+        # WebSub: talking to hubs, and storing what a hub delivered once the gateway answered.
+        "blog.request_hub",
+        "blog.tend_subscriptions",
+        "blog.store_delivery",
+        "notifier.schedule_digests",
+        "notifier.send_digests",
+        "notifier.send_confirmation",
+        "notifier.send_link_mail",
+        "notifier.send_sign_in_link",
+        "notifier.store_city_names",
+        "notifier.unsubscribe_by_mail",
+        "notifier.record_bounce",
+        "notifier.resend_unconfirmed_digests",
+        "notifier.send_campaign",
+        "notifier.send_campaign_batch",
+        "notifier.send_campaign_test",
+        "notifier.send_due_campaigns",  # staff wait for it, but it sends mail for minutes
+        "staff.purge_attempts",
+    }
+)
+
+# event type -> the services whose ``<service>.handle_events`` task receives it (in batches)
 EVENT_ROUTES: dict[str, tuple[str, ...]] = {
     "directory.partnership_changed": ("notifier",),
     "blog.post_published": ("notifier",),
     "blog.post_updated": ("notifier",),
-    "directory.cities_changed": (),
+    # Staff hid an announced story: it leaves the notifier's copy before any digest takes it.
+    "blog.post_hidden": ("notifier",),
+    # Stories are linked again from the new directory; a renamed city's name is the
+    # notifier's too.
+    "directory.cities_changed": ("blog", "notifier"),
+    # Two records of one place made one: stories' links and followers move to the survivor.
+    "directory.cities_merged": ("blog", "notifier"),
+    # A campaign sent: only the site's pages change (the archive and the home page).
+    "notifier.campaign_sent": (),
 }
 
 
-# event type -> the cache generation it moves: the gateway's cached answers of that generation
-# are stale from then on (the relay bumps the counter when it delivers the event).
+# Every change that makes the gateway's cached answers stale -> the cache generation it moves
+# (a service's name: the gateway caches a task's answers in its service's generation). The
+# relay moves it when it delivers an event; a change that is no event is announced by the
+# service that made it, with ``mark_stale``.
 CACHE_GENERATIONS: dict[str, str] = {
     "directory.partnership_changed": "directory",
     "directory.cities_changed": "directory",
+    # A worker's search index reloaded: answers taken from the old index are stale, whenever
+    # the event that caused the reload was delivered.
+    "directory.index_reloaded": "directory",
     "blog.post_published": "blog",
     "blog.post_updated": "blog",
+    "blog.post_hidden": "blog",
+    # Stories stored, linked to their cities, or hidden with their feed: the lists show them
+    # before any announcement (and hidden ones never have one).
+    "blog.posts_changed": "blog",
+    "notifier.campaign_sent": "notifier",
 }
 GENERATION_KEY = "sistercities:cache-generation:{}"
 
 
-def queue_for_task(task_name: str) -> str:
+def mark_stale(client, change: str) -> None:
+    """The gateway's cached answers that ``change`` (a key of ``CACHE_GENERATIONS``) affects
+    are stale from now on. ``client``: a Redis client."""
+    client.incr(GENERATION_KEY.format(CACHE_GENERATIONS[change]))
+
+
+def cache_generation_of(task_name: str) -> str:
+    """The generation the gateway caches a task's answers in: its service's."""
+    return service_of(task_name)
+
+
+def lane_queue(service: str, lane: str) -> str:
+    """The Redis list (kombu's queue) a service's lane consumes."""
+    if lane not in LANES:
+        raise ValueError(f"lane {lane!r} is not one of {LANES}")
+    return service if lane == INTERACTIVE else f"{service}.{BACKGROUND}"
+
+
+def service_of(task_name: str) -> str:
     service = task_name.split(".", 1)[0]
     if service not in SERVICES:
         raise ValueError(f"task {task_name!r} does not start with a service name {SERVICES}")
     return service
 
 
+def lane_of(task_name: str) -> str:
+    return BACKGROUND if task_name in BACKGROUND_TASKS else INTERACTIVE
+
+
+def queue_for_task(task_name: str) -> str:
+    return lane_queue(service_of(task_name), lane_of(task_name))
+
+
 def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict:
-    """Celery ``task_routes`` hook: every task goes to its service's queue."""
+    """Celery ``task_routes`` hook: every task goes to its service's queue of its lane."""
     return {"queue": queue_for_task(name)}
 
 

@@ -22,9 +22,10 @@ import redis
 import structlog
 from celery import Task, states
 
+from shared.actor import ACTOR_HEADER, current_actor
 from shared.errors import ServiceError, ServiceUnavailable
 from shared.logs import get_logger
-from shared.routing import queue_for_task
+from shared.routing import service_of
 from shared.task_messages import task_message
 
 REPLY_HEADER = "reply_key"
@@ -105,6 +106,7 @@ class ServiceClient:
         timeout = self.timeout if timeout is None else timeout
         calls = list(calls)
         request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = {REQUEST_ID_HEADER: request_id, ACTOR_HEADER: current_actor()}
         reply_keys = [REPLY_PREFIX + uuid.uuid4().hex for _ in calls]
         started = time.monotonic()
         pipe = self.redis.pipeline(transaction=False)
@@ -113,7 +115,7 @@ class ServiceClient:
                 task_name,
                 args,
                 kwargs,
-                {REPLY_HEADER: reply_key, REQUEST_ID_HEADER: request_id},
+                {**headers, REPLY_HEADER: reply_key},
                 expires_in=timeout,
             )
             pipe.lpush(queue, message)
@@ -154,7 +156,7 @@ class ServiceClient:
 
 def _outcome(task_name: str, item: tuple | None, timeout: float):
     if item is None:
-        service = queue_for_task(task_name)
+        service = service_of(task_name)
         return ServiceUnavailable(f"the {service} service did not answer within {timeout:g} s")
     reply = json.loads(item[1])
     if reply["ok"]:

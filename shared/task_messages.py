@@ -1,11 +1,13 @@
 """Celery task messages written straight onto a service's Redis queue.
 
 The gateway sends one small task per web request and waits for the answer; Celery's
-``send_task`` spends about 0.6 ms of CPU per message on routing, signals and producer pools,
-five times the cost of the Redis command. This module builds the same message — Celery's
+``send_task`` spends more CPU on routing, signals and producer pools than the Redis command
+itself costs (figures in docs/performance.md). This module builds the same message — Celery's
 message protocol v2 inside kombu's Redis envelope, the format workers consume — so it can be
 pushed in the same round trip as the wait for the reply (``shared.rpc``). Tests run it
-against real workers; anything sent any other way goes through Celery as usual.
+against real workers and compare it with the message Celery itself builds
+(tests/shared/test_task_messages.py), and pyproject.toml pins Celery and kombu to the
+versions those tests cover; anything sent any other way goes through Celery as usual.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from shared.routing import queue_for_task
 ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 REPR_LIMIT = 256
+# Keyword arguments that hold secrets (a password, a sign-in link's or a session's token):
+# the message's description of its arguments, which workers may log, leaves their values out.
+SECRET_KWARGS = frozenset({"password", "token"})
 
 
 def _short_repr(value: Any) -> str:
@@ -60,7 +65,12 @@ def task_message(
             "root_id": task_id,
             "parent_id": None,
             "argsrepr": _short_repr(list(args)),
-            "kwargsrepr": _short_repr(kwargs),
+            "kwargsrepr": _short_repr(
+                {
+                    name: "<secret>" if name in SECRET_KWARGS else value
+                    for name, value in kwargs.items()
+                }
+            ),
             "origin": ORIGIN,
             "ignore_result": True,
             **headers,

@@ -24,7 +24,7 @@ import requests
 
 from shared.logs import configure_logging, get_logger
 from shared.redis_connection import connect, is_sentinel_url
-from shared.routing import SERVICES
+from shared.routing import INTERACTIVE, LANES, SERVICES
 from shared.settings import ConfigError, ServiceSettings
 from sistercities.config import LauncherSettings
 
@@ -50,6 +50,11 @@ def load(read: Callable[[], T]) -> T:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Sister Cities: City Search, syndicated stories and email digests."""
+    from shared.actor import cli_actor, set_actor
+
+    # What a command changes is on record under the person who ran it (workers replace it
+    # with each task's own actor).
+    set_actor(cli_actor())
 
 
 # --- the whole system -------------------------------------------------------------------
@@ -58,8 +63,8 @@ def main() -> None:
 @main.command()
 @click.option("--demo", is_flag=True, help="Load cities and the sample partnerships first.")
 def run(demo: bool) -> None:
-    """Start everything: gateway, the three workers, beat, the outbox relay and the
-    unsubscribe mailbox (on MAILBOX_PORT).
+    """Start everything: gateway, the four services' workers (a process for each lane),
+    beat, the outbox relay and the unsubscribe mailbox (on MAILBOX_PORT).
 
     With no REDIS_URL an embedded Redis is started; with no SMTP_URL a local mail catcher
     keeps every message under DATA_DIR/mail/; with no database URLs SQLite files under
@@ -94,7 +99,9 @@ def run(demo: bool) -> None:
         _migrate_all(env)
         supervisor.start("gateway", [*me, "gateway"], env)
         for service in SERVICES:
-            supervisor.start(service, [*me, "worker", service], env)
+            for lane in LANES:
+                name = service if lane == INTERACTIVE else f"{service}-bg"
+                supervisor.start(name, [*me, "worker", service, "--lane", lane], env)
         supervisor.start("beat", [*me, "beat"], env)
         supervisor.start("relay", [*me, "relay"], env)
         supervisor.start(
@@ -221,10 +228,12 @@ def _register_service_commands() -> None:
     from services.blog.cli import blog_cli
     from services.directory.cli import directory_cli
     from services.notifier.cli import notifier_cli
+    from services.staff.cli import staff_cli
 
     main.add_command(directory_cli)
     main.add_command(blog_cli)
     main.add_command(notifier_cli)
+    main.add_command(staff_cli)
 
 
 _register_service_commands()
@@ -244,17 +253,28 @@ def gateway() -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("service", type=click.Choice(SERVICES))
+@click.option(
+    "--lane",
+    type=click.Choice(LANES),
+    help="Consume this lane's queue only; without it, a process for each lane.",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-def worker(service: str, celery_args: tuple[str, ...]) -> None:
-    """Run one service's Celery worker (extra arguments go to celery worker)."""
+def worker(service: str, lane: str | None, celery_args: tuple[str, ...]) -> None:
+    """Run one service's Celery workers: its interactive lane (calls a visitor waits for) and
+    its background lane (events, imports, digests, polls), or one of them (extra arguments go
+    to celery worker)."""
+    if lane is None:
+        from sistercities.lanes import run_lanes
+
+        sys.exit(run_lanes(service, celery_args))
     try:
         module = importlib.import_module(f"services.{service}.worker")
     except ConfigError as error:
         click.echo(f"sistercities: {error}", err=True)
         sys.exit(2)
     runtime = module.runtime
-    configure_logging(runtime.settings, service)
-    runtime.start_worker(celery_args)
+    configure_logging(runtime.settings, f"{service}-{lane}")
+    runtime.start_worker(lane, celery_args)
 
 
 @main.command()
@@ -323,8 +343,16 @@ def mailcatcher(port: int, host: str) -> None:
 @main.command()
 @click.argument("services", nargs=-1, type=click.Choice(SERVICES))
 @click.option("--timeout", type=float, default=2.0, show_default=True)
-def ping(services: tuple[str, ...], timeout: float) -> None:
-    """Check that each service's worker answers (exit 1 if one does not): a health check."""
+@click.option(
+    "--lane",
+    type=click.Choice(LANES),
+    default=INTERACTIVE,
+    show_default=True,
+    help="The lane whose workers must answer (a background ping waits behind its backlog).",
+)
+def ping(services: tuple[str, ...], timeout: float, lane: str) -> None:
+    """Check that each service's workers of a lane answer (exit 1 if one does not): a health
+    check."""
     from shared.errors import ServiceError
     from shared.rpc import ServiceClient
 
@@ -332,7 +360,8 @@ def ping(services: tuple[str, ...], timeout: float) -> None:
     client = connect(settings.redis_url, settings.redis_sentinel_master, socket_timeout=timeout + 5)
     caller = ServiceClient(client, timeout)
     names = services or SERVICES
-    outcomes = caller.call_many([(f"{name}.ping_service", (), {}) for name in names])
+    task = "ping_service" if lane == INTERACTIVE else "ping_background"
+    outcomes = caller.call_many([(f"{name}.{task}", (), {}) for name in names])
     failed = False
     for name, (outcome, seconds) in zip(names, outcomes, strict=True):
         if isinstance(outcome, ServiceError):
@@ -345,7 +374,8 @@ def ping(services: tuple[str, ...], timeout: float) -> None:
 
 @main.command()
 def queues() -> None:
-    """How many messages wait in each service's queue (what the staff dashboard shows)."""
+    """How many messages wait in each service's queues, a queue a lane (what the staff
+    dashboard shows)."""
     from shared.queues import queue_lengths
 
     settings = load(LauncherSettings.from_env)
@@ -359,6 +389,6 @@ def queues() -> None:
         lengths = queue_lengths(client)
     except redis.RedisError as error:
         raise click.ClickException(f"Redis cannot be reached: {error}") from None
-    for service, waiting in lengths["waiting"].items():
-        click.echo(f"{service}: {waiting:,} waiting")
+    for queue, waiting in lengths["waiting"].items():
+        click.echo(f"{queue}: {waiting:,} waiting")
     click.echo(f"taken by workers, not yet finished: {lengths['unacknowledged']:,}")

@@ -22,7 +22,7 @@ INFRASTRUCTURE_GRACE_SECONDS = 2.0
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Children get SIGTERM if the supervisor itself is killed, so none is left behind."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -74,7 +74,7 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         child.reader = threading.Thread(target=self._pump, args=(child,), daemon=True)
         child.reader.start()

@@ -21,7 +21,7 @@ from shared.rpc import ServiceClient
 from shared.settings import CommonSettings, EnvReader
 from tests.backends import database_backends, redis_backend
 from tests.mail_sink import MailSink
-from tests.stack import Stack, wait_for
+from tests.stack import Stack, free_port, wait_for
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 METRICS_TOKEN = "test-metrics-token-0123456789"
@@ -102,6 +102,9 @@ def stack_environment(
         SEARCH_RATE_LIMIT="100000/minute",
         SUBSCRIBE_RATE_LIMIT="100000/minute",
         SIGN_IN_RATE_LIMIT="100000/minute",
+        # Every test client is 127.0.0.1; tests/integration/test_staff_end_to_end.py checks
+        # the per-address limit, tests/staff/test_sign_in.py both.
+        STAFF_SIGN_IN_CLIENT_LIMIT="100000/minute",
     )
     for service, url in database_urls.items():
         env[f"{service.upper()}_DATABASE_URL"] = url
@@ -110,12 +113,16 @@ def stack_environment(
 
 @pytest.fixture(scope="session")
 def stack_env(backends, mail_server, tmp_path_factory) -> dict[str, str]:
-    return stack_environment(
+    env = stack_environment(
         backends.redis_url,
         backends.database_urls,
         mail_server.url,
         tmp_path_factory.mktemp("data"),
     )
+    # Where hubs reach the gateway's WebSub callbacks: a port kept for the gateway that
+    # tests/integration/test_websub_end_to_end.py serves over HTTP.
+    env["WEBSUB_BASE_URL"] = f"http://127.0.0.1:{free_port()}"
+    return env
 
 
 @pytest.fixture(scope="session")
@@ -201,6 +208,36 @@ def clean_databases(request, engines, redis_client) -> Iterator[dict[str, Engine
     forget_cached_answers(redis_client, app)
 
 
+def wait_for_search_index(services, timeout: float = 60.0) -> None:
+    """The directory's interactive worker searches the directory as it is now. A search by
+    name cannot tell: on SQLite every test's emptied tables give ids from 1 again, so an
+    earlier test's index finds a city of the same name under the same id."""
+
+    def caught_up() -> bool:
+        state = services.call("directory.index_version")
+        return state["index"] >= state["directory"]
+
+    wait_for(caught_up, timeout=timeout, interval=0.1, what="the directory's search index")
+
+
+def wait_for_events_relayed(engines: dict[str, Engine], timeout: float = 30.0) -> None:
+    """Every event the services' outboxes hold sent (and the cache generations they move
+    moved): the world a test sets up has stopped changing under it."""
+
+    def pending() -> dict[str, int]:
+        counts = {}
+        for service, engine in engines.items():
+            with engine.connect() as conn:
+                count = conn.execute(
+                    text("SELECT count(*) FROM outbox_events WHERE sent_at IS NULL")
+                ).scalar_one()
+            if count:
+                counts[service] = count
+        return counts
+
+    wait_for(lambda: not pending(), timeout=timeout, what="the outboxes' events to be relayed")
+
+
 def forget_cached_answers(redis_client, gateway_app=None) -> None:
     """Every gateway's cached answers stale (a new generation), this process's at once."""
     from shared.routing import GENERATION_KEY
@@ -277,11 +314,14 @@ def full_directory(backends) -> Iterator[FullDirectory]:
     engine.dispose()
 
 
-def add_test_cities(engine: Engine, places: list[tuple[str, str, float, float, int]]) -> list[int]:
+def add_test_cities(
+    engine: Engine, places: list[tuple[str, str, float, float, int]], announce: bool = False
+) -> list[int]:
     """Cities made by a test (name, country, latitude, longitude, population), searchable by
-    their names: the workers' search index reloads when the version moves."""
+    their names: the workers' search index reloads when the version moves. ``announce``: as
+    staff's changes are, with ``directory.cities_changed`` (the blog links its stories again)."""
     from services.directory.cities_import import city_names
-    from services.directory.index_version import bump_version
+    from services.directory.index_version import announce_cities_changed, bump_version
     from services.directory.models import City, CityName
     from shared.db import make_session_factory, session_scope
 
@@ -303,5 +343,8 @@ def add_test_cities(engine: Engine, places: list[tuple[str, str, float, float, i
             session.add(city)
             session.flush()
             ids.append(city.id)
-        bump_version(session)
+        if announce:
+            announce_cities_changed(session, {"created": len(ids)})
+        else:
+            bump_version(session)
     return ids

@@ -29,6 +29,7 @@ class MailSink:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.refuse: dict[str, str] = {}  # recipient -> SMTP answer, e.g. "550 no such user"
+        self.refuse_data: dict[str, str] = {}  # the same, at the end of the message
         self.lock = threading.Lock()
         self.port = free_port()
         self.controller: Controller | None = None
@@ -40,6 +41,9 @@ class MailSink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        for address in envelope.rcpt_tos:
+            if address in self.refuse_data:
+                return self.refuse_data[address]
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
@@ -68,3 +72,4 @@ class MailSink:
         with self.lock:
             self.received.clear()
         self.refuse.clear()
+        self.refuse_data.clear()

@@ -3,6 +3,7 @@ its log in a file, started, stopped and killed by the tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def duplicates_dropped(log: str) -> int:
+    """Events a consumer's log says it received again and dropped (``event_duplicate``)."""
+    lines = (json.loads(line) for line in log.splitlines() if '"event_duplicate"' in line)
+    return sum(line["count"] for line in lines if line.get("event") == "event_duplicate")
 
 
 def wait_for(

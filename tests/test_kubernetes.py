@@ -18,9 +18,9 @@ import yaml
 from apiflask import APIFlask
 from sqlalchemy.engine import make_url
 
-from services.gateway import health
 from services.gateway.config import GatewaySettings
-from shared.routing import SERVICES, queue_for_task
+from services.gateway.web import health
+from shared.routing import BACKGROUND, INTERACTIVE, SERVICES, lane_queue
 from shared.settings import ConfigError, ServiceSettings
 from sistercities.cli import main
 from sistercities.config import LauncherSettings, known_variables
@@ -91,6 +91,15 @@ def container(workload: dict) -> dict:
     return only
 
 
+# Each service's workers: a Deployment for each lane, named for the service (interactive) and
+# `<service>-background`.
+LANE_DEPLOYMENTS = {
+    (service if lane == INTERACTIVE else f"{service}-{lane}"): (service, lane)
+    for service in SERVICES
+    for lane in (INTERACTIVE, BACKGROUND)
+}
+
+
 def selects(selector: dict, workload: dict) -> bool:
     labels = workload["spec"]["template"]["metadata"]["labels"]
     return selector["matchLabels"].items() <= labels.items()
@@ -154,14 +163,17 @@ def test_the_kustomization_applies_every_file_but_the_secret_template():
 
 
 def test_one_deployment_per_process(deployments, workloads):
-    assert set(deployments) == {*SERVICES, "gateway", "beat", "relay", "mailbox"}
+    assert set(deployments) == {*LANE_DEPLOYMENTS, "gateway", "beat", "relay", "mailbox"}
     expected = {
         "gateway": ["sistercities", "gateway"],
         "beat": ["sistercities", "beat"],
         "relay": ["sistercities", "relay"],
         "mailbox": ["sistercities", "notifier", "mailbox"],
         "migrate": ["sistercities", "migrate"],
-        **{service: ["sistercities", "worker", service] for service in SERVICES},
+        **{
+            name: ["sistercities", "worker", service, "--lane", lane]
+            for name, (service, lane) in LANE_DEPLOYMENTS.items()
+        },
     }
     assert {name: container(w)["command"] for name, w in workloads.items()} == expected
 
@@ -176,12 +188,14 @@ def test_commands_and_probes_are_real_command_lines(workloads):
                 check_command(spec[probe]["exec"]["command"])
 
 
-def test_workers_are_live_while_their_service_answers_a_ping(deployments):
-    for service in SERVICES:
-        spec = container(deployments[service])
+def test_workers_are_live_while_their_lane_answers_a_ping(deployments):
+    for name, (service, lane) in LANE_DEPLOYMENTS.items():
+        spec = container(deployments[name])
         for probe in ("startupProbe", "livenessProbe"):
             argv = spec[probe]["exec"]["command"]
             assert argv[:2] == ["sistercities", "ping"] and argv[-1] == service, argv
+            pinged = argv[argv.index("--lane") + 1] if "--lane" in argv else INTERACTIVE
+            assert pinged == lane, (name, argv)
             # The probe must outlast the ping's own timeout, or a slow answer kills the pod.
             timeout = float(argv[argv.index("--timeout") + 1])
             assert spec[probe]["timeoutSeconds"] > timeout, (service, probe)
@@ -219,7 +233,8 @@ def test_each_process_starts_with_valid_settings_and_real_backing_services(
         if process == "gateway":
             settings = [GatewaySettings.from_env(environ)]
         elif process == "worker":
-            config_module = importlib.import_module(f"services.{name}.config")
+            service = container(workload)["command"][2]
+            config_module = importlib.import_module(f"services.{service}.config")
             settings = [config_module.load_settings(environ)]
         elif process in SERVICES:  # a service's own command: `sistercities notifier mailbox`
             config_module = importlib.import_module(f"services.{process}.config")
@@ -267,14 +282,14 @@ def test_each_worker_kind_scales_on_its_own_queue(objects, deployments):
     scaled = of_kind(objects, "ScaledObject")
     auths = of_kind(objects, "TriggerAuthentication")
     targets = [obj["spec"]["scaleTargetRef"]["name"] for obj in scaled.values()]
-    assert sorted(targets) == sorted(SERVICES)
+    assert sorted(targets) == sorted(LANE_DEPLOYMENTS)
     for scaled_object in scaled.values():
-        service = scaled_object["spec"]["scaleTargetRef"]["name"]
+        name = scaled_object["spec"]["scaleTargetRef"]["name"]
         assert scaled_object["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
-        assert service in deployments
+        assert name in deployments
         [trigger] = scaled_object["spec"]["triggers"]
         assert trigger["type"] == "redis"
-        assert trigger["metadata"]["listName"] == queue_for_task(f"{service}.ping_service")
+        assert trigger["metadata"]["listName"] == lane_queue(*LANE_DEPLOYMENTS[name])
         assert int(trigger["metadata"]["listLength"]) > 0
         assert trigger["authenticationRef"]["name"] in auths
         # Never to zero: a call from the gateway waits SERVICE_TIMEOUT, not a pod's start.
@@ -390,7 +405,10 @@ def test_each_process_holds_only_its_own_services_database_url(workloads):
     migration migrates every database; the gateway, beat and the mailbox open none."""
     every = {f"{service.upper()}_DATABASE_URL" for service in SERVICES}
     expected = {
-        **{service: {f"{service.upper()}_DATABASE_URL"} for service in SERVICES},
+        **{
+            name: {f"{service.upper()}_DATABASE_URL"}
+            for name, (service, _lane) in LANE_DEPLOYMENTS.items()
+        },
         "relay": every,
         "migrate": every,
     }
@@ -554,11 +572,12 @@ def test_a_default_deny_policy_closes_every_pod_of_the_namespace(objects):
     assert closing, "no default-deny NetworkPolicy"
 
 
-def test_only_the_blog_worker_reaches_the_internet(reach, workloads):
+def test_only_the_blogs_background_worker_reaches_the_internet(reach, workloads):
     for name in workloads:
+        fetches = name == "blog-background"
         for address in (INTERNET, INTERNET_V6):
-            assert reach(name, address, 443) == (name == "blog"), (name, address)
-        assert reach(name, INTERNET, 8080) == (name == "blog"), name
+            assert reach(name, address, 443) == fetches, (name, address)
+        assert reach(name, INTERNET, 8080) == fetches, name
         # Feeds never on private, loopback or link-local addresses: the cloud's metadata
         # service (169.254.169.254) least of all.
         for address in PRIVATE:
@@ -566,14 +585,16 @@ def test_only_the_blog_worker_reaches_the_internet(reach, workloads):
         assert reach(name, KUBE_DNS, 53), f"{name} cannot resolve names"
 
 
-def test_the_notifier_reaches_mail_servers_on_the_submission_ports_only(reach):
+def test_the_notifiers_background_worker_reaches_mail_servers_on_submission_ports_only(reach):
     for port in (25, 465, 587):
-        assert reach("notifier", "203.0.113.9", port)
-    assert not reach("notifier", "203.0.113.9", 443)
+        assert reach("notifier-background", "203.0.113.9", port)
+        # The interactive lane takes visitors' input and sends no mail.
+        assert not reach("notifier", "203.0.113.9", port)
+    assert not reach("notifier-background", "203.0.113.9", 443)
 
 
 def test_only_our_pods_that_need_them_reach_redis_and_postgresql(reach, workloads):
-    opens_a_database = {*SERVICES, "relay", "migrate"}
+    opens_a_database = {*LANE_DEPLOYMENTS, "relay", "migrate"}
     for name in workloads:
         assert reach(name, REDIS, 6379) == (name != "migrate"), name
         assert reach(name, POSTGRESQL, 5432) == (name in opens_a_database), name

@@ -86,15 +86,18 @@ def test_run_starts_everything_embedded_and_ctrl_c_stops_it_all(tmp_path):
             except requests.RequestException:
                 return False
 
-        wait_for(ready, timeout=20, interval=0.2, what="/readyz to answer 200")
+        # Eleven Python processes start at once (two lanes of four services, the gateway, beat,
+        # the relay): on a busy two-core machine that alone takes tens of seconds.
+        wait_for(ready, timeout=90, interval=0.2, what="/readyz to answer 200")
         ready_after = time.monotonic() - started
         body = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=3).json()
         assert {name for name, s in body["services"].items() if s["status"] == "ok"} == {
             "directory",
             "blog",
             "notifier",
+            "staff",
         }
-        for database in ("directory.db", "blog.db", "notifier.db"):
+        for database in ("directory.db", "blog.db", "notifier.db", "staff.db"):
             assert (data_dir / database).exists()
 
         message = EmailMessage()
@@ -130,8 +133,8 @@ def test_run_starts_everything_embedded_and_ctrl_c_stops_it_all(tmp_path):
         }
 
         output = log_path.read_text()
-        for name in ("gateway", "directory", "blog", "notifier", "beat", "relay", "mailbox",
-                     "redis", "demo"):  # fmt: skip
+        for name in ("gateway", "directory", "blog", "notifier", "staff", "beat", "relay",
+                     "mailbox", "redis", "demo"):  # fmt: skip
             assert f"\n{name}" in output, f"no log line prefixed with {name}"
         processes = descendants(run.pid)
         assert len(processes) >= 9

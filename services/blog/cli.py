@@ -73,16 +73,18 @@ def remove_feed_command(feed_id: int, stories: str) -> None:
     from services.blog.feeds import remove_feed
     from shared.db import session_scope
     from shared.errors import ServiceError
-    from shared.routing import GENERATION_KEY
+    from shared.events import utcnow
+    from shared.routing import mark_stale
 
     runtime = _runtime()
     try:
         with session_scope(runtime.sessions) as session:
-            hidden = remove_feed(session, feed_id, stories)
+            hidden = remove_feed(session, feed_id, stories, utcnow())
     except ServiceError as error:
         raise click.ClickException(error.message) from None
     if hidden:
-        runtime.redis.incr(GENERATION_KEY.format("blog"))  # the site's cached lists show them
+        mark_stale(runtime.redis, "blog.posts_changed")  # the site's cached lists show them
+    # Its hub subscriptions are cancelled by the workers' periodic job (at most a minute).
     click.echo(f"removed feed {feed_id}" + (f" and hid its {hidden} stories" if hidden else ""))
 
 
@@ -134,7 +136,6 @@ def poll_command(feed_ids: tuple[int, ...], threads: int) -> None:
     """Poll these feeds (every feed when none is named) now, in this process, whatever their
     next check time."""
     from services.blog.polling import all_feed_ids, poll_feed
-    from services.blog.tasks import request_city_links
 
     runtime = _runtime()
     if not feed_ids:
@@ -159,8 +160,72 @@ def poll_command(feed_ids: tuple[int, ...], threads: int) -> None:
     failed = sum(result.outcome == "error" for result in results)
     click.echo(f"polled {len(results)} feeds: {len(changed)} posts new or changed, {failed} failed")
     if changed:
-        try:
-            asked = request_city_links(changed)
-            click.echo(f"asked the directory to link {asked} posts to cities")
-        except Exception as error:  # the workers' periodic sweep asks again later
-            click.echo(f"city links will be requested later ({error.__class__.__name__})")
+        _ask_for_links(changed)
+
+
+def _ask_for_links(post_ids: list[int]) -> None:
+    from services.blog.tasks import request_city_links
+
+    try:
+        asked = request_city_links(post_ids)
+        click.echo(f"asked the directory to link {asked} posts to cities")
+    except Exception as error:  # the workers' periodic sweep asks again later
+        click.echo(f"city links will be requested later ({error.__class__.__name__})")
+
+
+@blog_cli.command("post-cities")
+@click.argument("post_id", type=int)
+@click.option("--add", "added", metavar="CITY_ID", type=int, multiple=True, help="Link a city.")
+@click.option(
+    "--remove", "removed", metavar="CITY_ID", type=int, multiple=True, help="Unlink a city."
+)
+def post_cities_command(post_id: int, added: tuple[int, ...], removed: tuple[int, ...]) -> None:
+    """A story's cities with the evidence for each; --add and --remove correct them (the
+    correction holds when the story is polled or edited again; its pages and digests follow)."""
+    from services.blog.city_links import correct_city, post_links
+    from shared.db import session_scope
+    from shared.errors import ServiceError
+    from shared.events import utcnow
+    from shared.routing import mark_stale
+
+    runtime = _runtime()
+    corrections = [(city_id, "add") for city_id in added]
+    corrections += [(city_id, "remove") for city_id in removed]
+    try:
+        with session_scope(runtime.sessions) as session:
+            for city_id, action in corrections:
+                correct_city(session, post_id, city_id, action, utcnow())
+            links = post_links(session, post_id)
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    if corrections:
+        mark_stale(runtime.redis, "blog.posts_changed")  # the site's cached pages show them
+    for city in links["cities"]:
+        evidence = "; ".join(city["evidence"]) or "no evidence kept"
+        click.echo(f"{city['city_id']:>9}  {city['source']:<5}  {evidence}")
+    for correction in links["corrections"]:
+        click.echo(f"staff {correction['action']} {correction['city_id']}")
+    if not links["cities"]:
+        click.echo(f"post {post_id} is linked to no city")
+
+
+@blog_cli.command("feed-cities")
+@click.argument("feed_id", type=int)
+@click.argument("city_ids", metavar="CITY_ID...", nargs=-1, type=int)
+def feed_cities_command(feed_id: int, city_ids: tuple[int, ...]) -> None:
+    """Set the cities of the organisation a feed belongs to (none named: clear them); its
+    stories' city links are worked out again with them as evidence."""
+    from services.blog.feeds import set_feed_cities
+    from shared.db import session_scope
+    from shared.errors import ServiceError
+
+    runtime = _runtime()
+    try:
+        with session_scope(runtime.sessions) as session:
+            feed, post_ids = set_feed_cities(session, feed_id, list(city_ids))
+    except ServiceError as error:
+        raise click.ClickException(error.message) from None
+    cities = ", ".join(str(city_id) for city_id in feed["city_ids"]) or "none"
+    click.echo(f"feed {feed_id}: organisation's cities {cities}")
+    if post_ids:
+        _ask_for_links(post_ids)

@@ -193,3 +193,36 @@ def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -
             "truncated", f"the feed arrived incomplete ({error.__class__.__name__})"
         ) from None
     return b"".join(chunks)
+
+
+HUB_TIMEOUT = (5.0, 10.0)
+
+
+def post_form(url: str, fields: dict[str, str], *, allow_private: bool = False) -> tuple[int, str]:
+    """POST ``fields`` form-encoded to ``url`` (a WebSub hub: an address a feed named, so
+    checked as a feed's is); no redirect is followed. Returns the status and the first
+    kilobyte of the answer, for staff; raises ``FetchError`` when no answer came."""
+    check_url(url, allow_private)
+    session = _thread_session(allow_private)
+    headers = {"User-Agent": USER_AGENT}
+    try:
+        response = session.post(
+            url,
+            data=fields,
+            headers=headers,
+            timeout=HUB_TIMEOUT,
+            stream=True,
+            allow_redirects=False,
+        )
+    except BlockedAddress:
+        raise _blocked() from None
+    except requests.Timeout:
+        raise FetchError("timeout", "the hub did not answer in time") from None
+    except requests.RequestException as error:
+        raise FetchError("connection", f"could not connect ({error.__class__.__name__})") from None
+    with response:
+        try:
+            head = response.raw.read(1024, decode_content=True) or b""
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+            head = b""
+    return response.status_code, head.decode("utf-8", "replace")

@@ -64,6 +64,10 @@ class ParsedFeed:
     ttl_minutes: int | None
     warning: str | None
     entries: list[ParsedEntry] = field(default_factory=list)
+    # WebSub discovery: the hub the feed names (<link rel="hub">) and its own address
+    # (<link rel="self">), the topic to subscribe to.
+    hub_url: str | None = None
+    self_url: str | None = None
 
 
 def parse_feed(body: bytes, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -94,7 +98,17 @@ def parse_feed(body: bytes, url: str, content_type: str | None = None) -> Parsed
         ttl_minutes=_int(channel.get("ttl")),
         warning=warning[:1000] if warning else None,
         entries=[_entry(entry, url) for entry in parsed.entries[:MAX_ENTRIES]],
+        hub_url=_link(channel, "hub", url),
+        self_url=_link(channel, "self", url),
     )
+
+
+def _link(channel, rel: str, base: str) -> str | None:
+    for link in channel.get("links") or []:
+        if link.get("rel") == rel and (href := _text(link.get("href"), 2000)):
+            href = _absolute(base, href) or ""
+            return href if href.startswith(("https://", "http://")) else None
+    return None
 
 
 def _absolute(base: str, link: str | None) -> str | None:

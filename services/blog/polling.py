@@ -7,7 +7,6 @@ the posts it already has when the new response is unusable.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -16,9 +15,9 @@ from sqlalchemy import or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.blog import feeds, intervals
+from services.blog import feeds, intervals, websub
 from services.blog.fetcher import FetchError, fetch
-from services.blog.models import Feed
+from services.blog.models import Feed, HubSubscription
 from services.blog.parser import NotAFeed, parse_feed
 from services.blog.post_keys import is_medium_host
 from services.blog.posts import post_from_entry, store_posts
@@ -39,8 +38,8 @@ class PollResult:
     changed_post_ids: list[int] = field(default_factory=list)
     entries: int = 0
     error: str | None = None
-    # seconds spent in each stage, for the benchmark and the logs
-    timings: dict[str, float] = field(default_factory=dict)
+    # WebSub subscriptions to ask their hub about now (websub.request_hub), after the commit
+    hub_requests: list[int] = field(default_factory=list)
 
 
 def poll_feed(
@@ -51,10 +50,13 @@ def poll_feed(
     medium_domains: frozenset[str] = frozenset(),
     now: datetime | None = None,
     read_sessions: sessionmaker[Session] | None = None,
+    push_poll_interval: timedelta | None = None,
     **fetch_options,
 ) -> PollResult:
     """``medium_domains``: the custom domains of Medium publications (``post_keys``).
-    ``read_sessions``, when given, serve the opening read (on SQLite they take no lock)."""
+    ``read_sessions``, when given, serve the opening read (on SQLite they take no lock).
+    ``push_poll_interval``: WebSub is on (``websub.py``): the hub a feed names is subscribed
+    to, and a feed its hub pushes is polled no more often than this."""
     now = now or utcnow()
     with (read_sessions or sessions)() as session:
         found = session.execute(
@@ -63,63 +65,142 @@ def poll_feed(
     if found is None:
         return PollResult(feed_id, "gone")
     url, etag, last_modified = found
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
     status = None
     try:
         response = fetch(url, etag, last_modified, allow_private=allow_private, **fetch_options)
         status = response.status
-        timings["fetch"] = time.perf_counter() - started
         if response.not_modified:
-            return _record(sessions, feed_id, now, "not_modified", timings, response=response)
-        started = time.perf_counter()
+            return _record(
+                sessions,
+                feed_id,
+                now,
+                "not_modified",
+                response=response,
+                push_poll_interval=push_poll_interval,
+            )
         content_type = response.headers.get("content-type")
         parsed = parse_feed(response.body or b"", response.url, content_type)
-        timings["parse"] = time.perf_counter() - started
-        started = time.perf_counter()
         # Where the bytes came from (after redirects) decides whether Medium's ids are trusted.
         from_medium = is_medium_host(urlsplit(response.url).hostname, medium_domains)
         posts = [
             post_from_entry(feed_id, url, entry, now, from_medium=from_medium)
             for entry in parsed.entries
         ]
-        timings["sanitize"] = time.perf_counter() - started
+        hub = websub.hub_of(parsed, response.headers, response.url) if push_poll_interval else None
     except FetchError as error:
         return _record(
-            sessions, feed_id, now, "error", timings, error=error.message,
-            status=error.status, retry_after=error.retry_after,
-        )  # fmt: skip
+            sessions,
+            feed_id,
+            now,
+            "error",
+            error=error.message,
+            status=error.status,
+            retry_after=error.retry_after,
+        )
     except NotAFeed as error:
-        return _record(sessions, feed_id, now, "error", timings, error=error.message, status=status)
+        return _record(sessions, feed_id, now, "error", error=error.message, status=status)
     except Exception as error:  # a parser bug on a strange feed must not take the worker down
         log.exception("feed_unreadable", feed_id=feed_id, url=url)
         message = f"the feed could not be read ({error.__class__.__name__})"
-        return _record(sessions, feed_id, now, "error", timings, error=message, status=status)
+        return _record(sessions, feed_id, now, "error", error=message, status=status)
 
     interval = intervals.interval_from_posts([post.published_at for post in posts], now)
-    started = time.perf_counter()
+    hub_requests: list[int] = []
+
+    def record(session: Session, feed: Feed) -> None:
+        if push_poll_interval is not None:
+            hub_requests[:] = websub.note_hub(session, feed_id, hub, from_medium, now)
+        feeds.record_success(
+            feed,
+            now,
+            status=200,
+            etag=response.etag,
+            last_modified=response.last_modified,
+            headers=response.headers,
+            title=parsed.title,
+            site_url=parsed.site_url,
+            warning=parsed.warning,
+            ttl_minutes=parsed.ttl_minutes,
+            interval=interval,
+            least_interval=_least_interval(session, feed_id, now, push_poll_interval),
+        )
+
+    changed = _store(sessions, feed_id, posts, now, record)
+    if changed is None:
+        return PollResult(feed_id, "gone")
+    return PollResult(feed_id, "stored", changed, len(posts), hub_requests=hub_requests)
+
+
+def store_delivery(
+    sessions: sessionmaker[Session],
+    subscription_id: int,
+    body: bytes,
+    content_type: str | None,
+    now: datetime | None = None,
+) -> PollResult:
+    """A hub's delivery (its signature checked by ``websub.check_delivery``) through the
+    rest of a poll's pipeline: parse, sanitize, store once. The feed's validators and rhythm
+    are left alone: a delivery may carry only the newest entries."""
+    now = now or utcnow()
+    with sessions() as session:
+        found = session.execute(
+            select(
+                HubSubscription.feed_id,
+                HubSubscription.topic,
+                HubSubscription.medium_keys,
+                Feed.url,
+            )
+            .join(Feed, Feed.id == HubSubscription.feed_id)
+            .where(HubSubscription.id == subscription_id)
+        ).first()
+    if found is None:
+        return PollResult(0, "gone")
+    feed_id, topic, medium_keys, feed_address = found
+    try:
+        parsed = parse_feed(body, topic, content_type)
+        posts = [
+            post_from_entry(feed_id, feed_address, entry, now, from_medium=medium_keys)
+            for entry in parsed.entries
+        ]
+    except NotAFeed as error:
+        log.info("hub_delivery_unreadable", feed_id=feed_id, error=error.message)
+        return PollResult(feed_id, "error", error=error.message)
+    except Exception as error:  # as in a poll: a strange delivery must not take the worker down
+        log.exception("hub_delivery_unreadable", feed_id=feed_id)
+        return PollResult(feed_id, "error", error=error.__class__.__name__)
+    changed = _store(sessions, feed_id, posts, now, lambda _session, _feed: None)
+    if changed is None:
+        return PollResult(feed_id, "gone")
+    return PollResult(feed_id, "stored", changed, len(posts))
+
+
+def _store(sessions, feed_id: int, posts: list, now: datetime, record) -> list[int] | None:
+    """Store a feed's posts and ``record(session, feed)`` in one transaction; None when the
+    feed is gone."""
     for attempt in range(STORE_ATTEMPTS):
         try:
             with session_scope(sessions) as session:
                 relax_durability(session)
                 feed = session.get(Feed, feed_id)
                 if feed is None:
-                    return PollResult(feed_id, "gone")
+                    return None
                 changed = store_posts(session, feed_id, posts, now)
-                feeds.record_success(
-                    feed, now, status=200, etag=response.etag,
-                    last_modified=response.last_modified, headers=response.headers,
-                    title=parsed.title, site_url=parsed.site_url, warning=parsed.warning,
-                    ttl_minutes=parsed.ttl_minutes, interval=interval,
-                )  # fmt: skip
-            break
+                record(session, feed)
+            return changed
         except IntegrityError:
             # Another worker stored the same story (from another feed) at the same moment;
             # the next attempt sees its row and updates instead.
             if attempt == STORE_ATTEMPTS - 1:
                 raise
-    timings["store"] = time.perf_counter() - started
-    return PollResult(feed_id, "stored", changed, len(posts), timings=timings)
+    raise AssertionError("unreachable")
+
+
+def _least_interval(
+    session: Session, feed_id: int, now: datetime, push_poll_interval: timedelta | None
+) -> timedelta | None:
+    if push_poll_interval is not None and websub.is_pushed(session, feed_id, now):
+        return push_poll_interval
+    return None
 
 
 def relax_durability(session: Session) -> None:
@@ -128,7 +209,8 @@ def relax_durability(session: Session) -> None:
     Safe here and nowhere else: the feed's new validators commit in the same transaction, so
     if a database crash loses it, the next poll is answered 200 instead of 304 and stores the
     same posts again. Nothing has been announced yet (that waits for the city links, in a
-    transaction of its own). The wait was a third of a poll's time on this machine."""
+    transaction of its own). Waiting for the flush is a large share of a poll
+    (docs/performance.md)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
@@ -138,12 +220,12 @@ def _record(
     feed_id: int,
     now: datetime,
     outcome: str,
-    timings: dict[str, float],
     *,
     response=None,
     error: str | None = None,
     status: int | None = None,
     retry_after: float | None = None,
+    push_poll_interval: timedelta | None = None,
 ) -> PollResult:
     with session_scope(sessions) as session:
         feed = session.get(Feed, feed_id)
@@ -151,7 +233,13 @@ def _record(
             return PollResult(feed_id, "gone")
         if response is not None:
             feeds.record_success(
-                feed, now, status=304, etag=None, last_modified=None, headers=response.headers
+                feed,
+                now,
+                status=304,
+                etag=None,
+                last_modified=None,
+                headers=response.headers,
+                least_interval=_least_interval(session, feed_id, now, push_poll_interval),
             )
         else:
             feeds.record_failure(
@@ -159,7 +247,7 @@ def _record(
             )
     if error:
         log.info("feed_failed", feed_id=feed_id, error=error, status=status)
-    return PollResult(feed_id, outcome, error=error, timings=timings)
+    return PollResult(feed_id, outcome, error=error)
 
 
 def claim_due_feeds(
@@ -177,7 +265,7 @@ def claim_due_feeds(
     (its message comes back after the visibility timeout) and sends what it had not sent."""
     query = (
         select(Feed.id)
-        .where(Feed.next_check_at <= now)
+        .where(Feed.next_check_at <= now, Feed.paused_at.is_(None))
         .where(or_(Feed.claimed_until.is_(None), Feed.claimed_until < now))
         .order_by(Feed.next_check_at)
         .limit(limit)

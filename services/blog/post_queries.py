@@ -47,6 +47,15 @@ def list_posts(
         query = query.where(Post.id.in_(tagged))
     if feed_id is not None:
         query = query.where(Post.feed_id == feed_id)
+    posts, next_cursor = newest_first(session, query, cursor, limit)
+    return {"results": [post_summary(post) for post in posts], "next_cursor": next_cursor}
+
+
+def newest_first(
+    session: Session, query, cursor: str | None, limit: int
+) -> tuple[list, str | None]:
+    """A page of the posts ``query`` selects, newest first, after ``cursor``; and the cursor
+    of the next page (None on the last)."""
     if cursor:
         published, post_id = decode_cursor(cursor)
         query = query.where(
@@ -58,7 +67,7 @@ def list_posts(
     query = query.order_by(Post.published_at.desc(), Post.id.desc()).limit(limit + 1)
     posts = list(session.scalars(query))
     next_cursor = encode_cursor(posts[limit - 1]) if len(posts) > limit else None
-    return {"results": [post_summary(post) for post in posts[:limit]], "next_cursor": next_cursor}
+    return posts[:limit], next_cursor
 
 
 def _city_ids(city_id: int | None, city_ids: list[int] | None) -> set[int] | None:

@@ -100,11 +100,17 @@ def store_posts(session: Session, feed_id: int, posts: list[PostData], now: date
         if owner in (feed_id, None)
     }
     new = [
-        {**_columns(data, now), "key": key, "feed_id": feed_id, "first_seen_at": now,
-         "city_ids": [], "announced": False}
+        {
+            **_columns(data, now),
+            "key": key,
+            "feed_id": feed_id,
+            "first_seen_at": now,
+            "city_ids": [],
+            "announced": False,
+        }
         for key, data in unique.items()
         if key not in known
-    ]  # fmt: skip
+    ]
     edited = {
         own[key][0]: data
         for key, data in unique.items()

@@ -44,7 +44,7 @@ _EMPTY_FIGURE = re.compile(r"<figure>\s*</figure>")
 _ANY_TAG = re.compile(r"<[^<>]*>")
 FOOTER_START, FOOTER_END = "was originally published in", "on Medium"
 # nh3's HTML parser takes time in proportion to the depth of open elements for each new one:
-# a flood of "<div>" or "<ul><li>" never closed is quadratic (100 KB took a second). Real
+# a flood of "<div>" or "<ul><li>" never closed is quadratic in its length. Real
 # stories nest a few levels; HTML nested deeper than this is kept as its text.
 MAX_NESTING = 100
 _OPENING_OR_CLOSING_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")

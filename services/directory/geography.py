@@ -105,7 +105,9 @@ def continent_of(code: str) -> str:
 
 
 @functools.cache
-def _country_names() -> dict[str, str]:
+def folded_country_names() -> dict[str, str]:
+    """Every folded name a country goes by (ISO, official, common, GeoNames' and our
+    aliases) -> its ISO alpha-2 code."""
     names: dict[str, str] = {}
     for country in pycountry.countries:
         for attribute in ("name", "official_name", "common_name"):
@@ -132,7 +134,7 @@ def resolve_country(text: str) -> tuple[str, ...]:
     parts = [part.strip() for part in cleaned.split(",") if part.strip()]
     found: list[str] = []
     for part in parts:
-        code = _country_names().get(normalize(part))
+        code = folded_country_names().get(normalize(part))
         if code is None:
             code = _fuzzy_country(normalize(part))
         if code is not None and code not in found:
@@ -142,7 +144,7 @@ def resolve_country(text: str) -> tuple[str, ...]:
 
 def country_named(text: str) -> str | None:
     """The ISO code of a country written out in full ("Canada", "usa"), no guessing."""
-    return _country_names().get(normalize(text))
+    return folded_country_names().get(normalize(text))
 
 
 def _fuzzy_country(folded: str) -> str | None:
@@ -153,9 +155,9 @@ def _fuzzy_country(folded: str) -> str | None:
     if len(folded) < 5:
         return None
     matches = process.extract(
-        folded, list(_country_names()), scorer=Levenshtein.distance, score_cutoff=2, limit=3
+        folded, list(folded_country_names()), scorer=Levenshtein.distance, score_cutoff=2, limit=3
     )
-    codes = {_country_names()[name] for name, _score, _index in matches}
+    codes = {folded_country_names()[name] for name, _score, _index in matches}
     return codes.pop() if len(codes) == 1 else None
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from shared.audit import audit_table
 from shared.events import event_tables
 
 PARTNERSHIP_STATUSES = ("active", "inactive", "proposed")
@@ -27,6 +28,7 @@ class Base(DeclarativeBase):
 
 
 outbox_events, handled_events = event_tables(Base.metadata)
+audit_log = audit_table(Base.metadata)
 
 
 class City(Base):
@@ -50,6 +52,9 @@ class City(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     # geonames, import (a place a partnership file brought in) or staff
     source: Mapped[str] = mapped_column(String(16), default="staff", server_default="staff")
+    # Staff merged this record into another of the same place (the survivor): kept as a
+    # tombstone so that its id still leads somewhere; never in City Search.
+    merged_into: Mapped[int | None] = mapped_column(Integer)
 
     names: Mapped[list[CityName]] = relationship(
         back_populates="city", cascade="all, delete-orphan", passive_deletes=True

@@ -50,7 +50,3 @@ def normalize(text: str) -> str:
 def is_code(name: str) -> bool:
     """Airport and similar codes ("BOM", "CGN") that GeoNames lists among alternate names."""
     return bool(_IATA_LIKE.match(name))
-
-
-def is_latin(text: str) -> bool:
-    return all(ord(ch) < 0x250 for ch in text)

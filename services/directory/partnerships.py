@@ -1,5 +1,6 @@
 """Adding, changing and removing partnerships; every change announces
-``directory.partnership_changed`` through the outbox, in the same transaction."""
+``directory.partnership_changed`` through the outbox and is recorded in the audit log, in the
+same transaction."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.directory.city_views import city_reference
 from services.directory.index_version import bump_version
 from services.directory.models import PARTNERSHIP_STATUSES, Base, City, Partnership
+from shared import audit
 from shared.errors import InvalidInput, NotFound, ServiceError
 from shared.events import publish
 
@@ -60,7 +63,16 @@ def create_partnership(
     )
     session.add(partnership)
     session.flush()
-    _announce(session, "created", partnership)
+    announce_partnership(session, "created", partnership)
+    audit.record(
+        session,
+        Base.metadata,
+        "partnership.created",
+        "partnership",
+        partnership.id,
+        _described(session, partnership),
+        related=_cities_of(partnership),
+    )
     return partnership
 
 
@@ -69,6 +81,7 @@ def update_partnership(session: Session, partnership_id: int, **changes: Any) ->
     unknown = set(changes) - {"since", "status", "source", "notes"}
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}")
+    before = partnership_to_dict(partnership)
     if "since" in changes:
         partnership.since = _valid_year(changes["since"])
     if "status" in changes:
@@ -77,18 +90,40 @@ def update_partnership(session: Session, partnership_id: int, **changes: Any) ->
         if field in changes:
             setattr(partnership, field, changes[field])
     session.flush()
-    _announce(session, "updated", partnership)
+    announce_partnership(session, "updated", partnership)
+    audit.record(
+        session,
+        Base.metadata,
+        "partnership.updated",
+        "partnership",
+        partnership.id,
+        {
+            "city_ids": before["city_ids"],
+            "changes": audit.changes(before, partnership_to_dict(partnership)),
+        },
+        related=_cities_of(partnership),
+    )
     return partnership
 
 
 def delete_partnership(session: Session, partnership_id: int) -> None:
     partnership = _get(session, partnership_id)
-    _announce(session, "deleted", partnership)
+    announce_partnership(session, "deleted", partnership)
+    audit.record(
+        session,
+        Base.metadata,
+        "partnership.removed",
+        "partnership",
+        partnership.id,
+        _described(session, partnership),
+        related=_cities_of(partnership),
+    )
     session.delete(partnership)
     session.flush()
 
 
-def _announce(session: Session, change: str, partnership: Partnership) -> None:
+def announce_partnership(session: Session, change: str, partnership: Partnership) -> None:
+    """``directory.partnership_changed`` for the change, with a new directory version."""
     bump_version(session)
     # The two cities' names travel with the change: a consumer can tell its readers about it
     # without asking back.
@@ -102,13 +137,26 @@ def _announce(session: Session, change: str, partnership: Partnership) -> None:
         {
             "change": change,
             "partnership": partnership_to_dict(partnership),
-            "cities": [city_summary(city) for city in cities if city is not None],
+            "cities": [city_reference(city) for city in cities if city is not None],
         },
     )
 
 
-def city_summary(city: City) -> dict[str, Any]:
-    return {"id": city.id, "name": city.name, "country_code": city.country_code}
+def _cities_of(partnership: Partnership) -> list[tuple[str, int]]:
+    """A partnership's changes are part of both its cities' histories."""
+    return [("city", partnership.city_a_id), ("city", partnership.city_b_id)]
+
+
+def _described(session: Session, partnership: Partnership) -> dict[str, Any]:
+    """A partnership as the audit log keeps it: its fields and its cities' names, readable
+    after the partnership or a city is gone."""
+    cities = [
+        session.get(City, city_id) for city_id in (partnership.city_a_id, partnership.city_b_id)
+    ]
+    return {
+        **partnership_to_dict(partnership),
+        "cities": [city_reference(city) for city in cities if city is not None],
+    }
 
 
 def city_names(session: Session, city_ids: list[int]) -> dict:
@@ -117,7 +165,7 @@ def city_names(session: Session, city_ids: list[int]) -> dict:
         raise InvalidInput("city_ids must be a list of at most 500 ids")
     wanted = {city_id for city_id in city_ids if isinstance(city_id, int)}
     cities = session.scalars(select(City).where(City.id.in_(wanted))).all()
-    return {"cities": [city_summary(city) for city in sorted(cities, key=lambda c: c.id)]}
+    return {"cities": [city_reference(city) for city in sorted(cities, key=lambda c: c.id)]}
 
 
 def _get(session: Session, partnership_id: int) -> Partnership:
@@ -128,8 +176,13 @@ def _get(session: Session, partnership_id: int) -> Partnership:
 
 
 def _city_id(session: Session, city_id: int) -> int:
-    if session.get(City, city_id) is None:
+    city = session.get(City, city_id)
+    if city is None:
         raise NotFound(f"no city with id {city_id}")
+    if city.merged_into is not None:
+        raise ServiceError(
+            "conflict", f"city {city_id} was merged into city {city.merged_into}: use that one"
+        )
     return city_id
 
 
@@ -146,3 +199,50 @@ def _valid_status(status: str) -> str:
     if status not in PARTNERSHIP_STATUSES:
         raise InvalidInput("status must be one of " + ", ".join(PARTNERSHIP_STATUSES))
     return status
+
+
+MAX_PAGE = 100
+
+
+def list_partnerships(
+    session: Session, city_id: int | None = None, before_id: int | None = None, limit: int = 50
+) -> dict[str, Any]:
+    """Staff's list: newest first, a page at a time (``before_id``: the last id of the page
+    before), each with both cities' names, regions and countries; ``city_id`` narrows it to
+    one city's."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be from 1 to {MAX_PAGE}")
+    query = select(Partnership)
+    if city_id is not None:
+        query = query.where((Partnership.city_a_id == city_id) | (Partnership.city_b_id == city_id))
+    if before_id is not None:
+        query = query.where(Partnership.id < before_id)
+    rows = list(session.scalars(query.order_by(Partnership.id.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    wanted = {one for row in page for one in (row.city_a_id, row.city_b_id)}
+    cities = {
+        city.id: {**city_reference(city), "region": city.region}
+        for city in session.scalars(select(City).where(City.id.in_(wanted)))
+    }
+    return {
+        "results": [
+            {
+                **partnership_to_dict(row),
+                "cities": [cities.get(row.city_a_id), cities.get(row.city_b_id)],
+            }
+            for row in page
+        ],
+        "next_before_id": page[-1].id if len(rows) > limit else None,
+    }
+
+
+def get_partnership(session: Session, partnership_id: int) -> dict[str, Any]:
+    """One partnership with its cities, for staff to edit."""
+    partnership = _get(session, partnership_id)
+    cities = [
+        session.get(City, city_id) for city_id in (partnership.city_a_id, partnership.city_b_id)
+    ]
+    return {
+        **partnership_to_dict(partnership),
+        "cities": [{**city_reference(city), "region": city.region} for city in cities if city],
+    }

@@ -12,7 +12,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from services.directory.geography import CONTINENTS, _country_names
+from services.directory.geography import CONTINENTS, folded_country_names
 from services.directory.names import normalize
 
 # Words after which a capitalized name is a person's: "Mayor Jacob Frey", "Dr. Sydney Okonkwo".
@@ -276,7 +276,7 @@ class Context:
 
 @functools.cache
 def country_words() -> dict[str, str]:
-    return {name: code for name, code in _country_names().items() if len(name) >= 4}
+    return {name: code for name, code in folded_country_names().items() if len(name) >= 4}
 
 
 @functools.cache
@@ -286,7 +286,7 @@ def _continents() -> frozenset[str]:
 
 def country_of(phrase: str) -> str | None:
     """The country a folded phrase names ("iraq", "england", "the netherlands"), if any."""
-    return country_words().get(phrase) or _country_names().get(phrase)
+    return country_words().get(phrase) or folded_country_names().get(phrase)
 
 
 def is_country_or_people(phrase: str) -> bool:

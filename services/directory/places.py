@@ -40,6 +40,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from services.directory.city_views import city_reference
 from services.directory.names import normalize
 from services.directory.place_evidence import (
     CALENDAR,
@@ -59,6 +60,7 @@ from shared.errors import InvalidInput
 MAX_TEXT_CHARS = 200_000
 MAX_WORDS = 4
 MAX_TEXTS = 100
+MAX_CONTEXT_CITIES = 50
 # A city this large, known by the name written, is a place even where nothing else says so
 # ("Cologne and São Paulo signed..."): such names are rarely anything else.
 WELL_KNOWN_POPULATION = 1_000_000
@@ -101,25 +103,31 @@ class Mention:
     chosen: int | None = None
 
 
-def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:
+def match_places(
+    index: SearchIndex, text: str, limit: int = 50, context_city_ids: list[int] | None = None
+) -> dict:
+    """The cities the text mentions, each with its evidence. ``context_city_ids``: cities the
+    story belongs to without naming them (the feed's organisation's), whose partners count
+    as found in the story."""
     if not isinstance(text, str):
         raise InvalidInput("text must be a string")
+    context = _context_cities(index, context_city_ids)
     if len(text) > MAX_TEXT_CHARS:
         raise InvalidInput(f"text is too long ({MAX_TEXT_CHARS:,} characters at most)")
     tokens = [
         Token(match.group(), normalize(match.group()), match.start(), match.end())
         for match in _WORD.finditer(text)
     ]
-    context = Context(text, [token for token in tokens if token.folded])
-    mentions = _mentions(index, context)
-    countries_named = _countries_named(context)
+    words = Context(text, [token for token in tokens if token.folded])
+    mentions = _mentions(index, words)
+    countries_named = _countries_named(words)
     # A region named in the story, not as one of its city names ("Oaxaca" the city).
     regions_named = {
         normalize(index.cities[city_id].region)
         for mention in mentions
         for city_id in mention.ids
         if index.cities[city_id].region
-    } & _phrases(context) - {mention.phrase for mention in mentions}
+    } & _phrases(words) - {mention.phrase for mention in mentions}
 
     anchors: dict[int, int] = {}  # accepted city -> the mention that found it
     for _round in range(MAX_ROUNDS):
@@ -127,13 +135,16 @@ def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:
             # The cities found elsewhere, and the namesakes of names written as places there
             # ("Nashville ... in Tamworth": Tamworth, New South Wales, Nashville's sister).
             others = {city for city, found_by in anchors.items() if found_by != number}
+            others.update(context)
             others.update(
                 city_id
                 for other_number, other in enumerate(mentions)
                 if other_number != number and (other.placed or other.strong) and not other.person
                 for city_id in other.ids
             )
-            _decide(index, mention, others, countries_named, regions_named, mentions, number)
+            _decide(
+                index, mention, others, countries_named, regions_named, mentions, number, context
+            )
         accepted = {m.chosen: n for n, m in enumerate(mentions) if m.chosen is not None}
         if accepted.keys() == anchors.keys():
             break
@@ -147,24 +158,46 @@ def match_places(index: SearchIndex, text: str, limit: int = 50) -> dict:
         seen.add(mention.chosen)
         city = index.cities[mention.chosen]
         results.append(
-            {
-                "id": city.id,
-                "name": city.name,
-                "country_code": city.country_code,
-                "mention": mention.original,
-                "evidence": mention.evidence,
-            }
+            city_reference(city) | {"mention": mention.original, "evidence": mention.evidence}
         )
         if len(results) >= limit:
             break
     return {"results": results}
 
 
-def match_places_many(index: SearchIndex, texts: list[str], limit: int = 50) -> dict:
-    """``match_places`` for many texts in one call (the blog links a feed's posts at once)."""
+def match_places_many(
+    index: SearchIndex,
+    texts: list[str],
+    limit: int = 50,
+    contexts: list[list[int]] | None = None,
+) -> dict:
+    """``match_places`` for many texts in one call (the blog links a feed's posts at once);
+    ``contexts``: each text's ``context_city_ids``."""
     if not isinstance(texts, list) or len(texts) > MAX_TEXTS:
         raise InvalidInput(f"texts must be a list of at most {MAX_TEXTS} strings")
-    return {"matches": [match_places(index, text, limit)["results"] for text in texts]}
+    if contexts is None:
+        contexts = [[] for _ in texts]
+    if not isinstance(contexts, list) or len(contexts) != len(texts):
+        raise InvalidInput("contexts must be a list with one list of city ids a text")
+    return {
+        "matches": [
+            match_places(index, text, limit, context)["results"]
+            for text, context in zip(texts, contexts, strict=True)
+        ],
+        # The blog keeps it with the links, to ask again once cities have changed since.
+        "version": index.version,
+    }
+
+
+def _context_cities(index: SearchIndex, city_ids: list[int] | None) -> frozenset[int]:
+    if city_ids is None:
+        return frozenset()
+    if not isinstance(city_ids, list) or len(city_ids) > MAX_CONTEXT_CITIES:
+        raise InvalidInput(f"context_city_ids must be a list of at most {MAX_CONTEXT_CITIES} ids")
+    if not all(isinstance(one, int) and not isinstance(one, bool) for one in city_ids):
+        raise InvalidInput("context_city_ids must be whole numbers")
+    # A city the directory no longer holds says nothing.
+    return frozenset(city_id for city_id in city_ids if city_id in index.cities)
 
 
 def _mentions(index: SearchIndex, context: Context) -> list[Mention]:
@@ -292,9 +325,10 @@ def _decide(
     regions_named: set[str],
     mentions: list[Mention],
     number: int,
+    context: frozenset[int] = frozenset(),
 ) -> None:
     """Choose the mention's city, or none, given the cities found or written as places
-    elsewhere in the story (anchors)."""
+    elsewhere in the story and the cities it belongs to (anchors, ``context``)."""
     mention.chosen = None
     if not mention.ids:
         return
@@ -328,10 +362,14 @@ def _decide(
     mention.chosen = ranked[0]
     extra = []
     if mention.chosen in partners:
-        partner = index.cities[min(partners[mention.chosen], key=lambda c: (c not in chosen, c))]
-        extra.append(
-            f"'{mention.original}' — sister of {partner.name}, mentioned in the same story"
+        partner_id = min(partners[mention.chosen], key=lambda c: (c not in chosen, c))
+        partner = index.cities[partner_id]
+        where = (
+            "the city of the feed's organisation"
+            if partner_id in context and partner_id not in chosen
+            else "mentioned in the same story"
         )
+        extra.append(f"'{mention.original}' — sister of {partner.name}, {where}")
     elif listed and not (mention.strong or mention.placed):
         extra.append(f"'{mention.original}' — listed with {listed}")
     mention.evidence = [*_own_evidence(mention), *extra]

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 import pycountry
 from rapidfuzz import fuzz, process
 
+from services.directory.geography import countries
 from services.directory.names import normalize
 
 RegionKey = tuple[str, str]  # (country code, region name as the directory holds it)
@@ -235,6 +236,15 @@ def _subdivisions(country_code: str) -> tuple:
     except KeyError:
         return ()
     return tuple(sub for sub in found if sub.parent_code is None)
+
+
+def load_tables() -> None:
+    """Read pycountry's subdivisions and their English names now. They stay for the process's
+    life: read in the middle of the search index's build, their many small objects would be
+    scattered among the build's temporary ones and keep that memory from going back."""
+    _english()
+    for country_code in countries():
+        _subdivisions(country_code)
 
 
 def _iso_forms(subdivision) -> set[str]:

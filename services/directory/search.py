@@ -26,9 +26,17 @@ When a big city's other name meets a smaller place's own name, the rule is:
   the names they have heard, and the names they have heard belong to big places;
 - an exact name beats a typo or a prefix, and fewer edits beat more ("Bambey" is Bambey),
   unless the city whose own name the query begins or misses by one letter is a million times
-  as popular as every exact match (``WEAKER_MATCH_LEAD`` = 6): "Johannesberg" is
+  as popular as every exact match (``WEAKER_MATCH_LEAD`` = 6) and has 100 times the people
+  of each (``ALTERNATE_PEOPLE_RATIO``; partnerships alone never do it): "Johannesberg" is
   Johannesburg, not the Bavarian village of 4,000; "Barcelon" is Barcelona, not a Philippine
-  town that GeoNames also calls "Barcelon".
+  town that GeoNames also calls "Barcelon"; the same for one letter off another name of a
+  world city when no place bears the query as its own name ("Pekking": Beijing, not Pöcking,
+  whose other name it is; "Sagon": Ho Chi Minh City, not Sagunto, whose name it begins);
+- two edits reach a big city's own name (100,000 people or more, ``BIG_CITY``) when nothing
+  is closer ("Philadelfia"), through a second, two-deep deletion index of those names only;
+- among small places people matter little: the organisation's home country's towns of under
+  15,000 people (``home_country``, DIRECTORY_HOME_COUNTRY) count as ten times their people
+  ("Excelsior" is Excelsior, Minnesota, 2,300 people, not Excelsior, South Africa, 7,600).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import DamerauLevenshtein
 
+from services.directory.city_views import city_summary
 from services.directory.geography import countries, resolve_country
 from services.directory.query import Place, Reading, read_query
 from services.directory.search_index import (
@@ -48,6 +57,7 @@ from services.directory.search_index import (
     build_index,
     load_index,
 )
+from shared import search_limits
 from shared.errors import InvalidInput
 
 __all__ = [
@@ -60,8 +70,8 @@ __all__ = [
     "search",
 ]
 
-MAX_QUERY_CHARS = 200
-MAX_LIMIT = 100
+MAX_QUERY_CHARS = search_limits.QUERY_CHARS
+MAX_LIMIT = search_limits.RESULTS
 EXACT, ALTERNATE, PREFIX, PREFIX_ALTERNATE, FUZZY, FUZZY_ALTERNATE = range(6)
 MATCH_NAMES = {
     EXACT: "exact",
@@ -74,6 +84,7 @@ MATCH_NAMES = {
 GROUPS = {EXACT: 0, ALTERNATE: 0, PREFIX: 1, PREFIX_ALTERNATE: 1, FUZZY: 2, FUZZY_ALTERNATE: 2}
 PREFIX_SCAN_LIMIT = 20000
 FUZZY_MIN_CHARS = 4
+TWO_EDITS_MIN_CHARS = 6
 # How much more popular (log scale, see _popularity_score) a city found by another of its
 # names must be to come before a city whose own name matches.
 ALTERNATE_PENALTY = 4.0
@@ -86,13 +97,18 @@ WEAKER_MATCH_LEAD = 6.0
 # The same for a typo: one of another name must belong to a city 100 times as popular as
 # the place whose own name is as close ("Bombey": Mumbai, not Bambey).
 TYPO_ALTERNATE_PENALTY = 2.0
+# The organisation's own country's towns of fewer people than this count as ten times their
+# people (``HOME_TOWN_BONUS`` on the log scale) against namesakes abroad: among small places
+# people matter little, and a town looking for its first sister is most likely near home.
+HOME_TOWN_POPULATION = 15_000
+HOME_TOWN_BONUS = 1.0
 
 
 def resolve_country_filter(country: str | None) -> str | None:
     if country is None or not country.strip():
         return None
     text = country.strip()
-    if len(text) > 100:
+    if len(text) > search_limits.COUNTRY_CHARS:
         raise InvalidInput("country is too long")
     if len(text) == 2 and text.upper() in countries():
         return text.upper()
@@ -103,8 +119,16 @@ def resolve_country_filter(country: str | None) -> str | None:
     return codes[0]
 
 
-def search(index: SearchIndex, query: str, country: str | None = None, limit: int = 10) -> dict:
-    """Ranked cities for a query. Raises ``InvalidInput`` for a query no one could mean."""
+def search(
+    index: SearchIndex,
+    query: str,
+    country: str | None = None,
+    limit: int = 10,
+    home_country: str | None = None,
+) -> dict:
+    """Ranked cities for a query. Raises ``InvalidInput`` for a query no one could mean.
+    ``home_country``: the organisation's country (``DIRECTORY_HOME_COUNTRY``), whose small
+    towns come before namesakes abroad of similar size."""
     if not isinstance(query, str) or not query.strip():
         raise InvalidInput("q must not be empty")
     if len(query) > MAX_QUERY_CHARS:
@@ -126,10 +150,11 @@ def search(index: SearchIndex, query: str, country: str | None = None, limit: in
             _read(index, Reading(reading.name, reading.places), country_code, limit, found)
 
     best = _exact_best(index, found)
-    ordered = sorted(found, key=lambda row: _rank(index, row, found[row], best))[:limit]
+    ordered = sorted(found, key=lambda row: _rank(index, row, found[row], best, home_country))
+    ordered = ordered[:limit]
     results = []
     for row in ordered:
-        result = index.record(row).as_result(index.sister_counts[row])
+        result = city_summary(index.record(row), index.sister_counts[row])
         result["match"] = MATCH_NAMES[found[row][1]]
         results.append(result)
     return {"results": results}
@@ -193,6 +218,12 @@ def _read(
                 _prefix_matches(index, folded, consider, lambda: len(found), limit, True)
     if len(fitting) < limit and len(folded) >= FUZZY_MIN_CHARS:
         _fuzzy_matches(index, folded, consider)
+        if len(folded) >= TWO_EDITS_MIN_CHARS and not any(
+            kind < FUZZY or distance < 2 for _, kind, distance in found.values()
+        ):
+            # Nothing closer: two slips in a big city's name ("Philadelfia"). Only then, as
+            # the look-up costs more than the rest of a search.
+            _fuzzy_matches(index, folded, consider, index.big_city_typos.candidate_numbers)
 
 
 def _rows_of(index: SearchIndex, place: Place) -> list[int]:
@@ -206,36 +237,60 @@ def _popularity_score(index: SearchIndex, row: int) -> float:
 
 @dataclass(frozen=True, slots=True)
 class _ExactBest:
-    """By places fitted: the best popularity among the exact matches (own or other name),
-    and the most people among the places whose own name matches."""
+    """By places fitted: the best popularity among the exact matches (own or other name) and
+    among the prefixes, the most people among the exact matches, and among the places whose own
+    name matches."""
 
     score: dict[int, float]
+    people: dict[int, int]
+    prefix_score: dict[int, float]
     own_people: dict[int, int]
 
 
 def _exact_best(index: SearchIndex, found: dict[int, tuple[int, int, int]]) -> _ExactBest:
-    best = _ExactBest({}, {})
+    best = _ExactBest({}, {}, {}, {})
     for row, (unfitted, kind, _distance) in found.items():
-        if GROUPS[kind] == 0:
+        group = GROUPS[kind]
+        if group < 2:
+            scores = best.score if group == 0 else best.prefix_score
             score = _popularity_score(index, row)
-            best.score[unfitted] = max(best.score.get(unfitted, -math.inf), score)
+            scores[unfitted] = max(scores.get(unfitted, -math.inf), score)
+            if group == 0:
+                best.people[unfitted] = max(best.people.get(unfitted, 0), index.population[row])
         if kind == EXACT:
             people = index.population[row]
             best.own_people[unfitted] = max(best.own_people.get(unfitted, 0), people)
     return best
 
 
-def _rank(index: SearchIndex, row: int, match: tuple[int, int, int], best: _ExactBest) -> tuple:
+def _rank(
+    index: SearchIndex,
+    row: int,
+    match: tuple[int, int, int],
+    best: _ExactBest,
+    home_country: str | None = None,
+) -> tuple:
     """Places fitted, then own name before alternate name before prefix before typo; but a
     world city found by its other name ("Calcutta", "Roma", a typo of "Bombay") outranks a
-    smaller place that bears that name, or a name as close, as its own; and a world city
-    whose own name the query begins or misses by one letter outranks villages that match
-    exactly ("Barcelon", "Johannesberg")."""
+    smaller place that bears that name, or a name as close, as its own; a world city whose
+    own name the query begins or misses by one letter outranks villages that match exactly
+    ("Barcelon", "Johannesberg"); one letter off another name of a world city outranks
+    villages that bear the query only as another name ("Pekking") or begin with it
+    ("Sagon"); and the home country's small towns come before namesakes abroad of similar
+    size ("Excelsior")."""
     unfitted, kind, distance = match
     score = _popularity_score(index, row)
-    if (kind == PREFIX or (kind == FUZZY and distance == 1)) and score >= best.score.get(
-        unfitted, math.inf
-    ) + WEAKER_MATCH_LEAD:
+    if (
+        index.country[row] == home_country
+        and index.population[row] < HOME_TOWN_POPULATION
+        and kind in (EXACT, PREFIX, FUZZY)
+    ):
+        score += HOME_TOWN_BONUS
+    if _outranks_stronger_matches(kind, distance, unfitted, score, best) and (
+        # Partnerships alone never make a weaker match beat an exact name: the town of
+        # 10,000 with 17 sisters is not what a search for its namesake of 10,000 means.
+        index.population[row] >= ALTERNATE_PEOPLE_RATIO * (best.people.get(unfitted, 0) + 1)
+    ):
         return (unfitted, 0, 0, -score, index.city_names[row], index.ids[row])
     own_people = best.own_people.get(unfitted)
     if (
@@ -252,6 +307,22 @@ def _rank(index: SearchIndex, row: int, match: tuple[int, int, int], best: _Exac
         score -= TYPO_ALTERNATE_PENALTY
     group = GROUPS[kind]
     return (unfitted, group, distance, -score, index.city_names[row], index.ids[row])
+
+
+def _outranks_stronger_matches(
+    kind: int, distance: int, unfitted: int, score: float, best: _ExactBest
+) -> bool:
+    """A prefix or a one-letter typo of a city a million times as popular as every stronger
+    match (``WEAKER_MATCH_LEAD``). A typo of another name never outranks a place that bears
+    the query as its own name ("Bambey" is Bambey, not Mumbai by "Bombay")."""
+    if kind == PREFIX:
+        return score >= best.score.get(unfitted, math.inf) + WEAKER_MATCH_LEAD
+    if distance != 1 or kind not in (FUZZY, FUZZY_ALTERNATE):
+        return False
+    if kind == FUZZY_ALTERNATE and unfitted in best.own_people:
+        return False
+    stronger = best.score.get(unfitted, best.prefix_score.get(unfitted))
+    return stronger is not None and score >= stronger + WEAKER_MATCH_LEAD
 
 
 def _prefix_matches(
@@ -278,9 +349,13 @@ def _prefix_matches(
             consider(row, PREFIX if start <= own_position[row] < end else PREFIX_ALTERNATE)
 
 
-def _fuzzy_matches(index: SearchIndex, folded: str, consider: Callable) -> None:
-    allowed = 1 if len(folded) < 6 else 2
-    for position in index.typos.candidate_numbers(folded):
+def _fuzzy_matches(
+    index: SearchIndex, folded: str, consider: Callable, candidates: Callable | None = None
+) -> None:
+    """Names one edit away (two for names of TWO_EDITS_MIN_CHARS letters or more) among the
+    candidates of the one-deep typo index, or of another (``candidates``)."""
+    allowed = 1 if len(folded) < TWO_EDITS_MIN_CHARS else 2
+    for position in (candidates or index.typos.candidate_numbers)(folded):
         name = index.names[position]
         if len(name) < FUZZY_MIN_CHARS:
             continue

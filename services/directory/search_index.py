@@ -1,8 +1,8 @@
 """City Search's index: every name of every place, loaded from the directory's database and
 reloaded when the directory's version moves (``IndexHolder``). ``search`` parses and ranks.
 
-Columnar, because a row of Python objects a place and a dictionary entry a name cost about
-3 KB a place (780 MB for cities500) and most of a 26 s load:
+Columnar, because a row of Python objects a place and a dictionary entry a name cost
+kilobytes a place and most of the load's time (docs/performance.md):
 - the folded names, sorted and distinct, in one UTF-8 string with their offsets
   (``NameTable``): an exact name and a prefix are a binary search, UTF-8's byte order being
   the code points' order;
@@ -29,11 +29,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import sys
 import threading
 import time
 from array import array
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,12 +39,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.directory.geography import country_name
 from services.directory.index_version import current_version
 from services.directory.models import City, CityName, Partnership
 from services.directory.names import normalize
 from services.directory.regions import RegionKey, region_aliases
-from services.directory.typos import DeletionIndex, sorted_distinct
+from services.directory.regions import load_tables as load_region_tables
+from services.directory.typos import DeletionIndex, TwoEditIndex, sorted_distinct
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -56,6 +54,8 @@ log = get_logger(__name__)
 WIDE_PREFIX_NAMES = 256
 WIDE_PREFIX_MAX_CHARS = 8
 WIDE_PREFIX_KEEP = 100
+# Cities of this many people are reached by two slips of their own name, whatever its length.
+BIG_CITY = 100_000
 # Above every code point: a prefix's names end before prefix + this.
 _AFTER_ALL = "\U0010ffff"
 
@@ -70,19 +70,6 @@ class CityRecord:
     longitude: float
     population: int
 
-    def as_result(self, sister_count: int) -> dict:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "country_code": self.country_code,
-            "country": country_name(self.country_code),
-            "region": self.region,
-            "latitude": self.latitude,
-            "longitude": self.longitude,
-            "population": self.population,
-            "sister_count": sister_count,
-        }
-
 
 class StringTable(Sequence[str]):
     """Strings in one UTF-8 bytes object with their offsets: about 1 byte a character and 8 an
@@ -93,7 +80,9 @@ class StringTable(Sequence[str]):
         self._blob = b"".join(encoded)
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         np.cumsum([len(item) for item in encoded], out=offsets[1:])
-        self._offsets = array("q", offsets.tobytes())
+        self._offsets = array("I", offsets.astype(np.uint32).tobytes())
+        if len(self._blob) >= 2**32:
+            self._offsets = array("q", offsets.tobytes())
 
     def __len__(self) -> int:
         return len(self._offsets) - 1
@@ -130,11 +119,17 @@ class NameTable(StringTable):
     def __init__(self, sorted_names: Sequence[str]):
         super().__init__(sorted_names)
         self._keys = _Encoded(self)
-        self._sample = [self.encoded(i) for i in range(0, len(self), self.SAMPLE_EVERY)]
+        # Made on first use, once the index's build has freed its temporary objects: small
+        # objects made among them would keep the memory they were in from going back.
+        self._sample: list[bytes] | None = None
 
     def _bisect(self, key: bytes, start: int = 0) -> int:
         step = self.SAMPLE_EVERY
-        sampled = bisect.bisect_left(self._sample, key)
+        sample = self._sample
+        if sample is None:
+            sample = [self.encoded(i) for i in range(0, len(self), step)]
+            self._sample = sample
+        sampled = bisect.bisect_left(sample, key)
         low = max(start, (sampled - 1) * step + 1 if sampled else 0)
         high = max(low, min(sampled * step, len(self)))
         return bisect.bisect_left(self._keys, key, low, high)
@@ -159,81 +154,82 @@ class SearchIndex:
     def __init__(
         self,
         version: int,
-        cities: list[CityRecord],
+        cities: Sequence[CityRecord] | Sequence[tuple],
         names: list[tuple[int, str]],
         pairs: list[tuple[int, int]],
         folded_own: dict[int, tuple[str, str]] | None = None,
+        places: Places | None = None,
     ):
-        """``folded_own``: city id -> (its own name, folded) as the directory holds them, so
-        that only names changed since are folded again."""
+        """``cities``: records, or rows of their fields in order. ``folded_own``: city id ->
+        (its own name, folded) as the directory holds them, so that only names changed since
+        are folded again. ``places``: the countries and regions of the cities, made before
+        their rows were read (see ``load_index``)."""
         self.version = version
-        cities = sorted(cities, key=lambda city: city.id)
-        count = len(cities)
-        self.ids = array("q", (city.id for city in cities))
-        self._row_of = {city.id: row for row, city in enumerate(cities)}
-        self.city_names = StringTable([city.name for city in cities])
-        self.country = [sys.intern(city.country_code) for city in cities]
-        self.region = [sys.intern(city.region) if city.region else None for city in cities]
-        self.latitude = array("d", (city.latitude for city in cities))
-        self.longitude = array("d", (city.longitude for city in cities))
-        self.population = array("q", (city.population for city in cities))
+        rows = sorted(
+            (city if isinstance(city, tuple) else _fields(city) for city in cities),
+            key=lambda city: city[0],
+        )
+        count = len(rows)
+        city_ids, city_names, countries, regions, latitudes, longitudes, people = (
+            zip(*rows, strict=True) if rows else [()] * 7
+        )
+        del rows
+        if places is None:
+            places = Places(set(zip(countries, regions, strict=True)))
+        self.ids = array("q", city_ids)
+        ids = np.frombuffer(self.ids, dtype=np.int64)
+        self.city_names = StringTable(city_names)
+        self.country = [places.country[code] for code in countries]
+        self.region = [places.region.get(region) for region in regions]
+        self.latitude = array("d", latitudes)
+        self.longitude = array("d", longitudes)
+        self.population = array("q", people)
+        population = np.frombuffer(self.population, dtype=np.int64)
+        del countries, regions, latitudes, longitudes, people
 
-        sisters: dict[int, set[int]] = defaultdict(set)
-        for a, b in pairs:
-            sisters[a].add(b)
-            sisters[b].add(a)
-        self.sisters = dict(sisters)
-        self.sister_counts = array("i", bytes(4 * count))
-        for city_id, partners in self.sisters.items():
-            row = self._row_of.get(city_id)
-            if row is not None:
-                self.sister_counts[row] = len(partners)
+        self.sisters: Mapping[int, frozenset[int]] = _Sisters(self, pairs)
+        self.sister_counts = self.sisters.counts
 
         folded_own = folded_own or {}
-        own = [_folded(city.name, folded_own.get(city.id)) for city in cities]
-        known = [(self._row_of.get(city_id), folded) for city_id, folded in names]
-        known = [(row, folded) for row, folded in known if row is not None]
-        sorted_names = sorted({*own, *(folded for _, folded in known)})
-        position = {name: at for at, name in enumerate(sorted_names)}
+        own = [
+            _folded(name, folded_own.get(city_id))
+            for city_id, name in zip(city_ids, city_names, strict=True)
+        ]
+        del city_ids, city_names
+        named_ids = np.fromiter((city_id for city_id, _ in names), np.int64, len(names))
+        named_rows = _rows_of_ids(ids, named_ids)
+        known = np.flatnonzero(named_rows >= 0).tolist()
+        sorted_names, name_at = _numbered(own + [names[at][1] for at in known])
         self.names = NameTable(sorted_names)
-        own_position = np.fromiter((position[name] for name in own), np.int64, count)
+        own_position = name_at[:count]
         self.own_position = array("q", own_position.tobytes())
-        name_of = np.fromiter((position[folded] for _, folded in known), np.int64, len(known))
-        row_of = np.fromiter((row for row, _ in known), np.int64, len(known))
-        del position
+        name_of = name_at[count:]
+        row_of = named_rows[known]
+        del name_at, own, known, named_rows, named_ids
         pairs_key = sorted_distinct(
             np.concatenate([own_position << 32 | np.arange(count), name_of << 32 | row_of])
         )
-        self._name_rows = (pairs_key & 0xFFFFFFFF).astype(np.int32)
+        del name_of, row_of
+        self.name_rows = array("i", (pairs_key & 0xFFFFFFFF).astype(np.int32).tobytes())
         starts = np.searchsorted(pairs_key >> 32, np.arange(len(sorted_names) + 1))
-        self._name_starts = starts
-        self.name_rows = array("i", self._name_rows.tobytes())
-        self.name_starts = array("q", starts.astype(np.int64).tobytes())
+        del pairs_key
+        self.name_starts = array("I", starts.astype(np.uint32).tobytes())
 
         # Cities ranked by partnerships, then people: the order a wide prefix keeps.
         order = np.lexsort(
-            (
-                np.arange(count),
-                -np.asarray(self.population, dtype=np.int64),
-                -np.asarray(self.sister_counts, dtype=np.int64),
-            )
+            (np.arange(count), -population, -np.asarray(self.sister_counts, dtype=np.int64))
         )
-        self._rank = np.empty(count, dtype=np.int64)
+        self._rank = np.empty(count, dtype=np.int32)
         self._rank[order] = np.arange(count)
-        self._own_position = own_position
         self._wide: dict[str, tuple[int, ...] | None] = {}
 
-        regions = {(c, r) for c, r in zip(self.country, self.region, strict=True) if r}
-        self.region_names = frozenset(normalize(region) for _, region in regions)
-        self.region_aliases: dict[str, frozenset[RegionKey]] = region_aliases(regions)
-        rows_in: dict[str | RegionKey, list[int]] = defaultdict(list)
-        for row, (country, region) in enumerate(zip(self.country, self.region, strict=True)):
-            rows_in[country].append(row)
-            if region:
-                rows_in[(country, region)].append(row)
+        self.region_names = places.region_names
+        self.region_aliases: dict[str, frozenset[RegionKey]] = places.aliases
         # country code or (country code, region) -> the rows of the cities there
-        self.rows_in = {key: array("i", rows) for key, rows in rows_in.items()}
+        self.rows_in = _RowsIn(places, self.country, self.region)
         self.typos = DeletionIndex(sorted_names, filed_as=self.names)
+        self._big_city_typos: TwoEditIndex | None = None
+        self._big_city_lock = threading.Lock()
 
         self.cities: Mapping[int, CityRecord] = _ByCityId(self, self.record)
         self.ids_by_name: Mapping[str, tuple[int, ...]] = _IdsByName(self)
@@ -245,7 +241,10 @@ class SearchIndex:
         return len(self.ids)
 
     def row(self, city_id: int) -> int | None:
-        return self._row_of.get(city_id)
+        """A city's row: the ids are sorted, so a binary search (a dictionary of every id
+        would be hundreds of thousands of small objects)."""
+        at = bisect.bisect_left(self.ids, city_id)
+        return at if at < len(self.ids) and self.ids[at] == city_id else None
 
     def record(self, row: int) -> CityRecord:
         return CityRecord(
@@ -258,11 +257,25 @@ class SearchIndex:
             self.population[row],
         )
 
+    @property
+    def big_city_typos(self) -> TwoEditIndex:
+        """The two-deep typo index of big cities' own names, made on first use: few queries
+        need it, and making it would add a tenth to the index's load."""
+        if self._big_city_typos is None:
+            with self._big_city_lock:
+                if self._big_city_typos is None:
+                    population = np.frombuffer(self.population, dtype=np.int64)
+                    own = np.frombuffer(self.own_position, dtype=np.int64)
+                    big = sorted(set(own[population >= BIG_CITY].tolist()))
+                    self._big_city_typos = TwoEditIndex((at, self.names[at]) for at in big)
+        return self._big_city_typos
+
     def rows_named(self, position: int) -> array:
         return self.name_rows[self.name_starts[position] : self.name_starts[position + 1]]
 
     def sister_count(self, city_id: int) -> int:
-        return len(self.sisters.get(city_id, ()))
+        row = self.row(city_id)
+        return 0 if row is None else self.sister_counts[row]
 
     def wide_prefix(self, prefix: str) -> tuple[int, ...] | None:
         """The best rows for a prefix that begins too many names to scan, else None."""
@@ -272,14 +285,142 @@ class SearchIndex:
         if len(prefix) <= WIDE_PREFIX_MAX_CHARS:
             start, end = self.names.span(prefix)
             if end - start > WIDE_PREFIX_NAMES:
-                rows = np.unique(self._name_rows[self._name_starts[start] : self._name_starts[end]])
-                own = self._own_position[rows]
+                name_rows = np.frombuffer(self.name_rows, dtype=np.int32)
+                rows = np.unique(name_rows[self.name_starts[start] : self.name_starts[end]])
+                own = np.frombuffer(self.own_position, dtype=np.int64)[rows]
                 elsewhere = (own < start) | (own >= end)
                 keys = elsewhere.astype(np.int64) * len(self) + self._rank[rows]
                 ranked = tuple(rows[np.argsort(keys)[:WIDE_PREFIX_KEEP]].tolist())
         # Every process asks for few prefixes, and the same ones: worth keeping all.
         self._wide[prefix] = ranked
         return ranked
+
+
+class Places:
+    """The countries and regions of the directory's cities, with what City Search reads
+    places by: region names folded and every alias of each region (``regions``)."""
+
+    def __init__(self, keys: set[tuple[str, str | None]]):
+        # Each string once: the cities' columns hold these very objects.
+        self.country = {country: country for country, _ in keys}
+        self.region = {region: region for _, region in keys if region}
+        regions = {(country, self.region[region]) for country, region in keys if region}
+        self.region_names = frozenset(normalize(region) for _, region in regions)
+        self.aliases = region_aliases(regions)
+        self.key_number = {
+            key: number
+            for number, key in enumerate(sorted(self.country) + sorted(regions, key=str))
+        }
+
+
+class _RowsIn(Mapping[object, array]):
+    """The rows of the cities in each country and region, grouped in one array."""
+
+    def __init__(self, places: Places, country: list[str], region: list[str | None]):
+        numbers = places.key_number
+        keys = np.fromiter((numbers[code] for code in country), np.int64, len(country)).tolist() + [
+            numbers[(code, name)] if name else -1
+            for code, name in zip(country, region, strict=True)
+        ]
+        keys = np.asarray(keys, dtype=np.int64)
+        rows = np.concatenate([np.arange(len(country))] * 2)
+        kept = keys >= 0
+        keys, rows = keys[kept], rows[kept]
+        order = np.argsort(keys, kind="stable")
+        self._rows = array("i", rows[order].astype(np.int32).tobytes())
+        starts = np.searchsorted(keys[order], np.arange(len(numbers) + 1))
+        self._starts = array("q", starts.astype(np.int64).tobytes())
+        self._numbers = numbers
+
+    def __getitem__(self, key) -> array:
+        number = self._numbers.get(key)
+        if number is None:
+            raise KeyError(key)
+        return self._rows[self._starts[number] : self._starts[number + 1]]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._numbers)
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+
+def _numbered(names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct names sorted, and each name's position among them: one sort and one
+    pass, where a set, a sort and a dictionary of positions took twice as long."""
+    order = sorted(range(len(names)), key=names.__getitem__)
+    distinct: list[str] = []
+    at = array("q", bytes(8 * len(names)))
+    previous = None
+    for number in order:
+        name = names[number]
+        if name != previous:
+            distinct.append(name)
+            previous = name
+        at[number] = len(distinct) - 1
+    return distinct, np.frombuffer(at, dtype=np.int64)
+
+
+def _fields(city: CityRecord) -> tuple:
+    return (
+        city.id,
+        city.name,
+        city.country_code,
+        city.region,
+        city.latitude,
+        city.longitude,
+        city.population,
+    )
+
+
+def _rows_of_ids(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The row of each wanted id in the sorted ids, or -1 for an id not there."""
+    at = np.searchsorted(ids, wanted)
+    inside = at < len(ids)
+    found = np.zeros(len(wanted), dtype=bool)
+    found[inside] = ids[at[inside]] == wanted[inside]
+    return np.where(found, at, -1)
+
+
+class _Sisters(Mapping[int, frozenset[int]]):
+    """Each city's partners by city id, kept as arrays (each city's partner rows in one
+    array, where its partners begin in another): a dictionary of sets cost 60 bytes a
+    partner and scattered small objects over the heap."""
+
+    def __init__(self, index: SearchIndex, pairs: list[tuple[int, int]]):
+        self.index = index
+        ids = np.frombuffer(index.ids, dtype=np.int64)
+        count = len(ids)
+        ends = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        rows = _rows_of_ids(ids, ends.ravel()).reshape(-1, 2)
+        rows = rows[(rows >= 0).all(axis=1) & (rows[:, 0] != rows[:, 1])]
+        both = np.concatenate([rows, rows[:, ::-1]])
+        both = np.unique(both[:, 0] << 32 | both[:, 1])
+        sources, partners = both >> 32, both & 0xFFFFFFFF
+        counts = np.bincount(sources, minlength=count).astype(np.int32)
+        self.counts = array("i", counts.tobytes())
+        starts = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        self._starts = array("q", starts.tobytes())
+        self._partners = array("q", ids[partners].tobytes())
+        self._twinned = np.flatnonzero(counts)
+
+    def __getitem__(self, city_id: int) -> frozenset[int]:
+        row = self.index.row(city_id)
+        if row is None or not self.counts[row]:
+            raise KeyError(city_id)
+        return frozenset(self._partners[self._starts[row] : self._starts[row + 1]])
+
+    def __contains__(self, city_id: object) -> bool:
+        row = self.index.row(city_id) if isinstance(city_id, int) else None
+        return row is not None and self.counts[row] > 0
+
+    def __iter__(self) -> Iterator[int]:
+        ids = self.index.ids
+        return (ids[row] for row in self._twinned.tolist())
+
+    def __len__(self) -> int:
+        return len(self._twinned)
 
 
 class _ByCityId(Mapping[int, object]):
@@ -299,6 +440,12 @@ class _ByCityId(Mapping[int, object]):
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def values(self) -> Iterator:  # every row in order, without looking each id up
+        return map(self.read, range(len(self.index)))
+
+    def items(self) -> Iterator[tuple[int, object]]:
+        return zip(self.index.ids, self.values(), strict=True)
 
 
 class _IdsByName(Mapping[str, tuple[int, ...]]):
@@ -338,7 +485,14 @@ def build_index(
 def load_index(session: Session) -> SearchIndex:
     """One streamed query a table, plain rows (no ORM objects)."""
     started = time.perf_counter()
+    load_region_tables()
     version = current_version(session)
+    # Made before the rows are read, so that what stays for the index's life is not
+    # scattered among the rows' objects (the heap they share could not go back).
+    live = City.merged_into.is_(None)  # a merged record is found as its survivor
+    places = Places(
+        set(_plain_rows(session, select(City.country_code, City.region).where(live).distinct()))
+    )
     columns = (
         City.id,
         City.name,
@@ -348,17 +502,22 @@ def load_index(session: Session) -> SearchIndex:
         City.longitude,
         City.population,
     )
-    cities = [CityRecord(*row) for row in _plain_rows(session, select(*columns).order_by(City.id))]
-    names = _plain_rows(session, select(CityName.city_id, CityName.folded))
+    cities = _plain_rows(session, select(*columns).where(live).order_by(City.id))
+    live_ids = select(City.id).where(live)
+    names = _plain_rows(
+        session, select(CityName.city_id, CityName.folded).where(CityName.city_id.in_(live_ids))
+    )
     pairs = _plain_rows(session, select(Partnership.city_a_id, Partnership.city_b_id))
     # Each city's own name is folded already, beside its other names.
     own = _plain_rows(
         session,
-        select(CityName.city_id, CityName.name, CityName.folded).where(CityName.kind == "name"),
+        select(CityName.city_id, CityName.name, CityName.folded).where(
+            CityName.kind == "name", CityName.city_id.in_(live_ids)
+        ),
     )
     folded_own = {city_id: (name, folded) for city_id, name, folded in own}
     del own
-    index = SearchIndex(version, cities, names, pairs, folded_own)
+    index = SearchIndex(version, cities, names, pairs, folded_own, places)
     del cities, names, pairs, folded_own
     _return_freed_memory()
     log.info(
@@ -389,24 +548,67 @@ def _return_freed_memory() -> None:
         ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
 
 
+def _warmed(index: SearchIndex) -> SearchIndex:
+    """The index, its parts made on first use being made in the background meanwhile, so no
+    caller waits for them."""
+    threading.Thread(
+        target=lambda: index.big_city_typos, name="search-index-warm", daemon=True
+    ).start()
+    return index
+
+
+class ReloadPacing:
+    """When the watcher rebuilds: once the version has held still for ``settle`` seconds (a
+    staff edit: a few seconds later), or once the index has been behind for ``max_behind``
+    seconds while changes keep coming (an import commits every thousand rows, every second or
+    two; a rebuild after each would keep a core busy for the whole import in every worker)."""
+
+    def __init__(self, settle: float = 3.0, max_behind: float = 30.0):
+        self.settle = settle
+        self.settle, self.max_behind = settle, max_behind
+        self._behind_since: float | None = None
+        self._seen: tuple[int, float] | None = None  # the newest version, and when it came
+
+    def due(self, index_version: int, version: int, now: float) -> bool:
+        if version == index_version:
+            self._behind_since = self._seen = None
+            return False
+        if self._behind_since is None:
+            self._behind_since = now
+        if self._seen is None or self._seen[0] != version:
+            self._seen = (version, now)
+        if now - self._seen[1] >= self.settle or now - self._behind_since >= self.max_behind:
+            self._behind_since = self._seen = None
+            return True
+        return False
+
+
 class IndexHolder:
     """The worker's current index. A thread of the worker process asks the database for the
     directory's version every ``check_every`` seconds; when it moved, a fresh index is built
-    and swapped in while the stale one keeps answering."""
+    (paced by ``ReloadPacing``) and swapped in while the stale one keeps answering (``get``:
+    a visitor's search may be a few seconds behind). ``current`` is for answers that are kept
+    (a story's cities): it checks the version itself and catches up first, so a city
+    committed before the question is in the answer."""
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         check_every: float = 1.0,
         on_reload: Callable[[SearchIndex], None] | None = None,
+        settle: float = 3.0,
+        max_behind: float = 30.0,
     ):
         self.sessions = sessions
         self.check_every = check_every
+        self.settle, self.max_behind = settle, max_behind
         # Called after a fresh index replaced a stale one (answers cached elsewhere from the
         # stale one are stale too).
         self.on_reload = on_reload
         self._index: SearchIndex | None = None
         self._lock = threading.Lock()
+        # One build at a time: the watcher and ``current`` would otherwise both build.
+        self._reload_lock = threading.Lock()
         self._watcher_pid: int | None = None
 
     def get(self) -> SearchIndex:
@@ -417,9 +619,28 @@ class IndexHolder:
             with self._lock:
                 if self._index is None:
                     with self.sessions() as session:
-                        self._index = load_index(session)
+                        self._index = _warmed(load_index(session))
                 return self._index
         return index
+
+    def current(self) -> SearchIndex:
+        """The index at the directory's version now, built first if this one is behind."""
+        index = self.get()
+        with self.sessions() as session:
+            version = current_version(session)
+        return index if index.version >= version else self._catch_up(version)
+
+    def _catch_up(self, version: int) -> SearchIndex:
+        with self._reload_lock:
+            index = self._index
+            if index is not None and index.version >= version:
+                return index  # built meanwhile by the other caller
+            with self.sessions() as session:
+                fresh = _warmed(load_index(session))
+            self._index = fresh
+        if self.on_reload is not None:
+            self.on_reload(fresh)
+        return fresh
 
     def _start_watcher(self) -> None:
         with self._lock:
@@ -430,6 +651,7 @@ class IndexHolder:
 
     def _watch(self) -> None:
         failing = False
+        pacing = ReloadPacing(self.settle, self.max_behind)
         while True:
             time.sleep(self.check_every)
             try:
@@ -439,12 +661,8 @@ class IndexHolder:
                 if failing:
                     log.info("search_index_refresh_recovered")
                     failing = False
-                if index is None or version == index.version:
-                    continue
-                with self.sessions() as session:
-                    self._index = load_index(session)
-                if self.on_reload is not None:
-                    self.on_reload(self._index)
+                if index is not None and pacing.due(index.version, version, time.monotonic()):
+                    self._catch_up(version)
             except Exception:
                 # The database may be down for a while: keep answering from the index we have,
                 # and say so once, not every second.

@@ -2,11 +2,11 @@
 a name is filed under itself and each form with one letter dropped, and a query looks under
 the same forms of itself, so a dropped, added, changed or swapped letter still meets.
 
-Filed compactly: one sorted array of 64-bit numbers, each a hash of a form beside the number
-of its name, and where each run of equal leading hash bits starts (so a look-up reads a few
-numbers, not a binary search that makes a Python int of every number it compares). A
-dictionary of strings to tuples cost about 200 bytes a form; this costs about 8, and the index
-files millions of forms once every alternate name of every place is in.
+Filed compactly: forms grouped in buckets by their hash's leading bits, each form one 32-bit
+number (its name's number and a few more bits of its hash), and where each bucket starts (so
+a look-up reads a few numbers, not a binary search that makes a Python int of every number it
+compares). A dictionary of strings to tuples cost about 200 bytes a form; this costs about 4,
+and the index files ten million forms once every alternate name of every place is in.
 
 The hash is a polynomial one over the code points, so the hash of every form with one letter
 dropped follows from the prefix hashes of the name in a few array operations: numpy hashes
@@ -26,6 +26,9 @@ import numpy as np
 NAME_BITS = 23
 HASH_BITS = 63 - NAME_BITS
 _NAME_MASK = (1 << NAME_BITS) - 1
+_HASH_MASK = (1 << HASH_BITS) - 1
+CHECK_BITS = 32 - NAME_BITS
+_CHECK_MASK = (1 << CHECK_BITS) - 1
 _WORD = (1 << 64) - 1
 _BASE = 0x100000001B3  # odd, and wider than any code point
 _MIX = 0x9E3779B97F4A7C15
@@ -74,10 +77,18 @@ class DeletionIndex:
         # About two to four forms a bucket.
         self.bucket_bits = max(1, len(keys).bit_length() - 2)
         self._shift = HASH_BITS - self.bucket_bits
-        starts = np.searchsorted(
-            keys >> NAME_BITS + self._shift, np.arange(2**self.bucket_bits + 1)
-        )
-        self.keys = array("q", keys.tobytes())
+        # Keys are sorted, so each bucket's forms are together: counting them gives where
+        # each bucket starts, in one pass where a search for each start took four.
+        counts = np.bincount(keys >> NAME_BITS + self._shift, minlength=2**self.bucket_bits)
+        starts = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        # A bucket's forms share the hash's leading bits: each keeps, beside its name's
+        # number, only CHECK_BITS more of its hash, in 32 bits where 64 held all of it. A
+        # form that shares those too by chance only adds a name whose distance is measured.
+        check = (keys >> NAME_BITS) & _CHECK_MASK
+        packed = (check << NAME_BITS | keys & _NAME_MASK).astype(np.uint32)
+        del keys, check
+        self.keys = array("I", packed.tobytes())
         self.starts = array("I", starts.astype(np.uint32).tobytes())
 
     def __len__(self) -> int:
@@ -93,11 +104,51 @@ class DeletionIndex:
         keys, starts, shift = self.keys, self.starts, self._shift
         for hashed in _form_hashes(word):
             bucket = hashed >> shift
+            check = hashed & _CHECK_MASK
             for position in range(starts[bucket], starts[bucket + 1]):
                 key = keys[position]
-                if key >> NAME_BITS == hashed:
+                if key >> NAME_BITS == check:
                     found.add(key & _NAME_MASK)
         return found
+
+
+class TwoEditIndex:
+    """A few names that a query two edits away must still reach ("Philadelfia"): each filed
+    under every form with up to two letters dropped, and the query looked up under its own,
+    so any two edits meet. Forms grow with the square of a name's length, so only names
+    worth it are filed here (big cities' own names), beside the one-deep index of all.
+
+    Hashed with Python's string hash: the index is built and read in one process."""
+
+    def __init__(self, numbered: Iterable[tuple[int, str]]):
+        keys = [
+            (hash(form) & _HASH_MASK) << NAME_BITS | number
+            for number, name in numbered
+            for form in within_two_deletes(name)
+        ]
+        keys = sorted_distinct(np.asarray(keys, dtype=np.int64))
+        self._hashes = keys >> NAME_BITS
+        self._numbers = keys & _NAME_MASK
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def candidate_numbers(self, word: str) -> set[int]:
+        wanted = np.fromiter(
+            (hash(form) & _HASH_MASK for form in within_two_deletes(word)), dtype=np.int64
+        )
+        starts = np.searchsorted(self._hashes, wanted, "left")
+        ends = np.searchsorted(self._hashes, wanted, "right")
+        found: set[int] = set()
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            if start != end:
+                found.update(self._numbers[start:end].tolist())
+        return found
+
+
+def within_two_deletes(word: str) -> set[str]:
+    once = deletes(word)
+    return {word, *once, *(form for shorter in once for form in deletes(shorter))}
 
 
 def sorted_distinct(values: np.ndarray) -> np.ndarray:

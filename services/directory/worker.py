@@ -1,18 +1,24 @@
-"""The directory's Celery app; its worker consumes the ``directory`` queue. The search index
-is loaded before the worker takes its first message, so no caller waits for it."""
+"""The directory's Celery app; its worker consumes the ``directory`` queue. The search index,
+and what suggestions are made from, are prepared before the worker takes its first message
+and again whenever the directory changed, so no caller waits for them."""
 
 from __future__ import annotations
 
+from services.directory import suggestions
 from services.directory.config import load_settings
 from services.directory.models import Base
-from services.directory.search import IndexHolder
-from shared.routing import GENERATION_KEY
+from services.directory.search import IndexHolder, SearchIndex
+from shared.routing import mark_stale
 from shared.runtime import ServiceRuntime
 
 runtime = ServiceRuntime(load_settings(), Base.metadata, include=["services.directory.tasks"])
 app = runtime.celery
-search_index = IndexHolder(
-    runtime.read_sessions,
-    on_reload=lambda _index: runtime.redis.incr(GENERATION_KEY.format("directory")),
-)
-runtime.before_start(search_index.get)
+
+
+def _reloaded(index: SearchIndex) -> None:
+    suggestions.prepare_again(index)
+    mark_stale(runtime.redis, "directory.index_reloaded")
+
+
+search_index = IndexHolder(runtime.read_sessions, on_reload=_reloaded)
+runtime.before_start(lambda: suggestions.prepare(search_index.get()))

@@ -1,32 +1,50 @@
-"""The gateway's application factory: HTML pages and the JSON API, calling the services."""
+"""The gateway's application factory: HTML pages and the JSON API, calling the services.
+
+By audience: ``api/`` (one module per resource of the JSON API), ``site/`` (the pages: the
+public's, a subscriber's, the staff's), ``web/`` (what every request goes through: errors,
+security, rate limits, request checks, assets, observability, health). ``calls.py`` is the
+one way any of them calls a service.
+"""
 
 from __future__ import annotations
 
 from apiflask import APIFlask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from services.gateway import (
-    admin_dashboard,
+from services.gateway.api import (
+    admin_campaigns,
+    admin_cities,
     admin_digests,
     admin_feeds,
     admin_partnerships,
-    api_docs,
-    atom_feeds,
-    blog_pages,
+    admin_posts,
+    admin_staff,
+    admin_subscribers,
     cities,
-    health,
-    pages,
+    docs,
     posts,
-    subscriptions,
+    websub,
 )
-from services.gateway.assets import install_assets
+from services.gateway.api import subscriptions as subscriptions_api
 from services.gateway.clients import GatewayClients
 from services.gateway.config import GatewaySettings
-from services.gateway.errors import install_error_handlers
-from services.gateway.json_output import MarkupFreeJSONProvider
-from services.gateway.observability import install_observability
-from services.gateway.request_checks import install_request_checks
-from services.gateway.security import install_security
+from services.gateway.site import (
+    admin_dashboard,
+    campaign_pages,
+    public,
+    staff_pages,
+    take_action,
+    workspace,
+)
+from services.gateway.site import subscriptions as subscriber_pages
+from services.gateway.web import health, staff_auth
+from services.gateway.web.assets import install_assets
+from services.gateway.web.errors import install_error_handlers
+from services.gateway.web.json_output import MarkupFreeJSONProvider
+from services.gateway.web.observability import install_observability
+from services.gateway.web.page_cache import install_page_cache
+from services.gateway.web.request_checks import install_request_checks
+from services.gateway.web.security import install_security
 from shared.logs import configure_logging
 
 API_VERSION = "1.0.0"
@@ -41,7 +59,7 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
         title="Sister Cities API",
         version=API_VERSION,
         spec_path="/api/openapi.json",
-        docs_path=None,  # /api/docs is served by api_docs.py, with no other host
+        docs_path=None,  # /api/docs is served by api/docs.py, with no other host
         # The site's files are served by ``assets`` under fingerprinted addresses.
         static_folder=None,
     )
@@ -71,15 +89,26 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     app.register_blueprint(cities.bp)
     app.register_blueprint(posts.bp)
     app.register_blueprint(admin_partnerships.bp)
+    app.register_blueprint(admin_cities.bp)
     app.register_blueprint(admin_feeds.bp)
-    app.register_blueprint(subscriptions.bp)
+    app.register_blueprint(subscriptions_api.bp)
+    app.register_blueprint(subscriber_pages.bp)
+    app.register_blueprint(admin_posts.bp)
     app.register_blueprint(admin_digests.bp)
+    app.register_blueprint(admin_subscribers.bp)
+    app.register_blueprint(admin_campaigns.bp)
     app.register_blueprint(admin_dashboard.bp)
-    app.register_blueprint(api_docs.bp)
-    app.register_blueprint(pages.bp)
-    app.register_blueprint(blog_pages.bp)
-    app.register_blueprint(atom_feeds.bp)
+    app.register_blueprint(admin_staff.bp)
+    app.register_blueprint(staff_pages.bp)
+    app.register_blueprint(workspace.bp)
+    app.register_blueprint(campaign_pages.bp)
+    staff_auth.install_actor_reset(app)
+    app.register_blueprint(docs.bp)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(take_action.bp)
+    app.register_blueprint(websub.bp)
     install_assets(app)
     install_security(app, settings, clients.redis)
+    install_page_cache(app)
     app.context_processor(lambda: {"donate_url": settings.donate_url})
     return app

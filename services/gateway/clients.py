@@ -1,4 +1,5 @@
-"""The gateway's connections, made once per app in ``create_app`` and reached from views."""
+"""The gateway's connections, made once per app in ``create_app``: Redis, the service clients
+under ``calls.py``, the answer cache and the metrics."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from flask import current_app
 
 from services.gateway.cache import ResponseCache
 from services.gateway.config import GatewaySettings
-from services.gateway.observability import Metrics
+from services.gateway.web.observability import Metrics
 from shared.redis_connection import connect
 from shared.rpc import ServiceClient
 
 # Staff's partnership import of a whole MAX_BODY_BYTES file outlasts SERVICE_TIMEOUT by far:
-# the 1.8 MB twin_cities.csv through the gateway took 82-95 s into an empty directory (17,000
-# places to create) and 11-23 s again, on the 2-core development machine, SQLite or PostgreSQL.
+# into an empty directory it creates thousands of places (docs/performance.md has the figures).
 LONG_CALL_TIMEOUT = 300.0
 
 
@@ -80,16 +80,8 @@ def redis_client() -> redis.Redis:
 
 
 def service_client() -> ServiceClient:
+    """The transport under ``calls.py``, which views use; the readiness checks ping through it."""
     return _clients().services
-
-
-def long_call_client() -> ServiceClient:
-    """Calls that may take up to ``LONG_CALL_TIMEOUT`` (admin imports)."""
-    return _clients().long_calls
-
-
-def cache() -> ResponseCache:
-    return _clients().cache
 
 
 def metrics() -> Metrics:

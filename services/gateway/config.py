@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.gateway.rate_limits import parse_rules
+from services.gateway.web.rate_limits import parse_rules
 from shared.keys import SESSIONS, derive_key
 from shared.settings import CommonSettings, EnvReader
 

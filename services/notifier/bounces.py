@@ -39,9 +39,9 @@ from shared.keys import derive_key
 
 LOCAL_PART = "bounces"
 HARD, SOFT, COMPLAINT = "hard", "soft", "complaint"
-# The message an id names: a digest's ledger row, a confirmation mail's number, or the second
-# a follow or preferences link mail was made.
-MESSAGE_KINDS = {1: "digest", 2: "confirm", 3: "follow", 4: "preferences"}
+# The message an id names: a digest's or a campaign's ledger row, a confirmation mail's
+# number, or the second a follow or preferences link mail was made.
+MESSAGE_KINDS = {1: "digest", 2: "confirm", 3: "follow", 4: "preferences", 5: "campaign"}
 _KIND_CODES = {name: code for code, name in MESSAGE_KINDS.items()}
 _PAYLOAD = struct.Struct(">BII")
 MAC_BYTES = 10  # 80 bits: a forger gets one guess per mail sent to us

@@ -15,6 +15,7 @@ from typing import Any
 from dkim.crypto import UnparsableKeyError, parse_pem_private_key
 
 from services.notifier.mail import DkimSigner, envelope_address
+from services.notifier.senders import BACKENDS
 from services.notifier.tokens import purpose_key
 from shared.keys import MAIL_TOKENS, MIN_SECRET_KEY_CHARS, derive_key
 from shared.settings import SMTP_SCHEMES, CommonSettings, EnvReader, ServiceSettings
@@ -29,7 +30,10 @@ _SELECTOR = re.compile(
 
 @dataclass(frozen=True)
 class NotifierSettings(ServiceSettings):
+    # Where mail goes (``senders.py``): an SMTP server, the console, files or nowhere.
+    mail_backend: str = "smtp"
     smtp_url: str = "smtp://127.0.0.1:1025"
+    mail_file_dir: Path = Path("var/mail")
     mail_from: str = DEFAULT_MAIL_FROM
     secret_key: str | None = None  # development without one: see ``mail_token_key``
     public_base_url: str = "http://127.0.0.1:8000"
@@ -55,7 +59,9 @@ class NotifierSettings(ServiceSettings):
             # Mail's List-Unsubscribe line holds it with two tokens, and may not pass 998 bytes.
             env.problems.append(f"PUBLIC_BASE_URL is longer than {MAX_BASE_URL_CHARS} characters")
         return {
+            "mail_backend": env.choice("MAIL_BACKEND", "smtp", BACKENDS),
             "smtp_url": env.url("SMTP_URL", "smtp://127.0.0.1:1025", SMTP_SCHEMES),
+            "mail_file_dir": _mail_file_dir(env, common["data_dir"]),
             "secret_key": secret_key,
             "public_base_url": public_base_url,
             "mail_rate": env.float("MAIL_RATE", 0.0, 0.0, 100_000.0),
@@ -82,6 +88,13 @@ class NotifierSettings(ServiceSettings):
     def unsubscribe_key(self) -> str:
         """What the mailbox is given (UNSUBSCRIBE_KEY): it checks unsubscribe tokens only."""
         return purpose_key(self.mail_token_key(), "unsubscribe")
+
+
+def _mail_file_dir(env: EnvReader, data_dir: Path) -> Path:
+    """MAIL_BACKEND=file's folder: by default where the development mail catcher keeps the
+    mail it catches, so there is one place to look."""
+    given = env.str("MAIL_FILE_DIR")
+    return Path(given).expanduser().resolve() if given else data_dir / "mail"
 
 
 def _mailbox_values(env: EnvReader) -> dict[str, Any]:

@@ -8,6 +8,7 @@ when the last digest was cut is read from the ledger, which is the one record of
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,8 +25,12 @@ from services.notifier.models import (
     Story,
     Subscriber,
 )
+from shared.errors import InvalidInput
 
 MAX_STORIES = 20
+
+
+PERIOD = re.compile(r"daily:\d{4}-\d{2}-\d{2}|weekly:\d{4}-W\d{2}")
 
 
 def period_of(frequency: str, moment: datetime) -> str:
@@ -33,6 +38,11 @@ def period_of(frequency: str, moment: datetime) -> str:
         return f"daily:{moment.date().isoformat()}"
     year, week, _day = moment.isocalendar()
     return f"weekly:{year}-W{week:02d}"
+
+
+def check_period(period: str) -> None:
+    if not PERIOD.fullmatch(period):
+        raise InvalidInput("period must read daily:2026-11-28 or weekly:2026-W48")
 
 
 def due_subscribers(
@@ -166,17 +176,36 @@ def _view(row: Story) -> StoryView:
     )
 
 
-def last_digests(session: Session, subscriber_ids: Iterable[int]) -> dict[int, datetime]:
-    """When each subscriber's last digest was cut, from the ledger (a digest with no news
-    counts: its window is closed too)."""
+def last_digests(
+    session: Session, subscriber_ids: Iterable[int], before: datetime | None = None
+) -> dict[int, datetime]:
+    """When each subscriber's last digest (``before`` a moment, if given) was cut, from the
+    ledger (a digest with no news counts: its window is closed too)."""
     query = (
         select(Delivery.subscriber_id, func.max(Delivery.sent_at))
         .where(Delivery.subscriber_id.in_(list(subscriber_ids)))
-        .where(Delivery.status.in_(("sent", "empty")))
+        .where(Delivery.status.in_(("sent", "empty")), Delivery.campaign_id.is_(None))
         .group_by(Delivery.subscriber_id)
     )
+    if before is not None:
+        query = query.where(Delivery.sent_at < before)
     return dict(session.execute(query).all())
 
 
 def since_of(subscriber: Subscriber, last_digest: datetime | None) -> datetime:
     return last_digest or subscriber.confirmed_at or subscriber.created_at
+
+
+def digest_at(session: Session, subscriber: Subscriber, cut: datetime) -> Digest:
+    """One subscriber's digest cut at ``cut`` (a batch cuts many from one ``StoryPool``): the
+    news received after their digest before it, up to it.
+
+    Cut at a digest's ``sent_at`` (its batch's moment, which closed its window), it is that
+    digest again, for staff's re-send of one never acknowledged: the window is the same, and
+    a story keeps the moment it was received. What changed since changes it too: a story
+    edited since reads as edited, one withdrawn is left out, and the cities are those the
+    subscriber follows now."""
+    since = since_of(subscriber, last_digests(session, [subscriber.id], cut).get(subscriber.id))
+    return StoryPool(session, since, cut, subscriber.city_ids).digest_for(
+        subscriber.city_ids, since
+    )

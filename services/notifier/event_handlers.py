@@ -1,62 +1,136 @@
-"""How the notifier applies other services' events to its own copy of the facts."""
+"""How the notifier applies other services' events to its own copy of the facts.
+
+Each handler takes a run of events of one type in delivery order and leaves what applying them
+one by one would; a partnership import's thousands arrive in batches of hundreds, so the
+handlers work on sets of rows, a few statements a batch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import String, cast, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from services.notifier.models import KnownCity, PartnershipNews, SisterLink, Story, StoryCity
+from services.notifier.models import (
+    HiddenStory,
+    KnownCity,
+    PartnershipNews,
+    SisterLink,
+    Story,
+    StoryCity,
+    Subscriber,
+)
 from shared.events import utcnow
 
+# Ids a statement names at most (SQLite's bound parameters are limited).
+CHUNK = 500
 
-def on_partnership_changed(session: Session, payload: dict[str, Any], _envelope: dict) -> None:
-    partnership = payload["partnership"]
-    remember_cities(session, payload.get("cities") or [])
-    session.execute(delete(SisterLink).where(SisterLink.partnership_id == partnership["id"]))
-    if payload["change"] == "deleted":
-        session.execute(
-            delete(PartnershipNews).where(PartnershipNews.partnership_id == partnership["id"])
-        )
-        return
-    if payload["change"] == "created" and session.get(PartnershipNews, partnership["id"]) is None:
-        session.add(
-            PartnershipNews(
-                partnership_id=partnership["id"],
-                city_ids=list(partnership["city_ids"]),
-                since=partnership.get("since"),
-                received_at=utcnow(),
+
+def on_partnerships_changed(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``directory.partnership_changed``: the sister links as the last change of each
+    partnership leaves them; news of a partnership created (and not deleted after)."""
+    remember_cities(session, [city for payload in payloads for city in payload.get("cities") or []])
+    changes: dict[int, list[dict]] = {}
+    for payload in payloads:
+        changes.setdefault(payload["partnership"]["id"], []).append(payload)
+    ids = list(changes)
+    had_news = set()
+    for chunk in _chunks(ids):
+        session.execute(delete(SisterLink).where(SisterLink.partnership_id.in_(chunk)))
+        had_news.update(
+            session.scalars(
+                select(PartnershipNews.partnership_id).where(
+                    PartnershipNews.partnership_id.in_(chunk)
+                )
             )
         )
-    city_a, city_b = partnership["city_ids"]
-    for city_id, sister_city_id in ((city_a, city_b), (city_b, city_a)):
-        session.add(
-            SisterLink(
-                partnership_id=partnership["id"],
-                city_id=city_id,
-                sister_city_id=sister_city_id,
-                status=partnership["status"],
+    news_gone, news_new, links = [], [], []
+    now = utcnow()
+    for partnership_id, its_changes in changes.items():
+        has_news, deleted, created = partnership_id in had_news, False, None
+        for payload in its_changes:
+            if payload["change"] == "deleted":
+                has_news, deleted, created = False, True, None
+            elif payload["change"] == "created" and not has_news:
+                has_news, created = True, payload["partnership"]
+        if deleted and partnership_id in had_news:
+            news_gone.append(partnership_id)
+        if created is not None:
+            news_new.append(
+                {
+                    "partnership_id": partnership_id,
+                    "city_ids": list(created["city_ids"]),
+                    "since": created.get("since"),
+                    "received_at": now,
+                }
             )
-        )
+        last = its_changes[-1]
+        if last["change"] != "deleted":
+            partnership = last["partnership"]
+            city_a, city_b = partnership["city_ids"]
+            links += [
+                {
+                    "partnership_id": partnership_id,
+                    "city_id": city,
+                    "sister_city_id": sister,
+                    "status": partnership["status"],
+                }
+                for city, sister in ((city_a, city_b), (city_b, city_a))
+            ]
+    for chunk in _chunks(news_gone):
+        session.execute(delete(PartnershipNews).where(PartnershipNews.partnership_id.in_(chunk)))
+    # The tables' own inserts, one executemany each (the ORM's bulk insert splits rows into
+    # groups by which values are null, a statement a group).
+    if news_new:
+        session.execute(insert(PartnershipNews.__table__), news_new)
+    if links:
+        session.execute(insert(SisterLink.__table__), links)
 
 
 def remember_cities(session: Session, cities: list[dict]) -> None:
-    for city in cities:
-        known = session.get(KnownCity, city["id"]) or KnownCity(city_id=city["id"])
-        known.name = str(city["name"])[:200]
-        known.country_code = str(city.get("country_code") or "")[:2]
-        session.add(known)
+    """Directory cities' names, the last told of each."""
+    latest = {
+        city["id"]: {
+            "city_id": city["id"],
+            "name": str(city["name"])[:200],
+            "country_code": str(city.get("country_code") or "")[:2],
+        }
+        for city in cities
+    }
+    if not latest:
+        return
+    known = set()
+    for chunk in _chunks(list(latest)):
+        known.update(session.scalars(select(KnownCity.city_id).where(KnownCity.city_id.in_(chunk))))
+    # The ORM's bulk update by primary key: one executemany.
+    if known:
+        session.execute(update(KnownCity), [latest[city_id] for city_id in known])
+    new = [row for city_id, row in latest.items() if city_id not in known]
+    if new:
+        session.execute(insert(KnownCity.__table__), new)
 
 
-def on_post_announced(session: Session, payload: dict[str, Any], _envelope: dict) -> None:
-    """``blog.post_published`` and ``blog.post_updated``: the notifier's copy of the story.
+def on_posts_announced(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``blog.post_published`` and ``blog.post_updated``: the notifier's copy of each story.
     An update keeps the time it was first received (it is not news again)."""
+    for payload in payloads:
+        _store_story(session, payload)
+
+
+def _store_story(session: Session, payload: dict[str, Any]) -> None:
+    if session.get(HiddenStory, payload["id"]) is not None:
+        return  # hidden by staff before this announcement was handled
     story = session.get(Story, payload["id"])
+    revision = payload.get("revision")  # absent from announcements queued before it was sent
     if story is None:
         story = Story(post_id=payload["id"], received_at=utcnow())
         session.add(story)
+    elif revision is not None and revision <= (story.revision or 0):
+        return  # an older announcement than the copy's, handled late
+    story.revision = revision if revision is not None else story.revision or 0
     story.title = payload["title"][:1000]
     story.excerpt = payload["excerpt"]
     story.url = payload["url"]
@@ -69,8 +143,60 @@ def on_post_announced(session: Session, payload: dict[str, Any], _envelope: dict
     session.add_all(StoryCity(post_id=story.post_id, city_id=city) for city in story.city_ids)
 
 
+def on_posts_hidden(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``blog.post_hidden``: staff withdrew the story; a digest not yet sent never carries it
+    (digests read the stories when they are rendered)."""
+    for payload in payloads:
+        session.execute(delete(StoryCity).where(StoryCity.post_id == payload["id"]))
+        session.execute(delete(Story).where(Story.post_id == payload["id"]))
+        if session.get(HiddenStory, payload["id"]) is None:
+            session.add(HiddenStory(post_id=payload["id"], hidden_at=utcnow()))
+            session.flush()  # a second event for the same story in this batch sees it
+
+
+def on_cities_changed(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``directory.cities_changed``: the names of cities staff renamed (an import names none)."""
+    remember_cities(session, [city for payload in payloads for city in payload.get("cities") or []])
+
+
+def on_cities_merged(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``directory.cities_merged``: who followed the duplicate follows the survivor, and news of
+    its partnerships names the survivor. (Stories move with the blog's announcements, sister
+    links with the directory's partnership events.)"""
+    for payload in payloads:
+        old, new = int(payload["from"]), int(payload["into"])
+        for subscriber in _naming(session, Subscriber, old):
+            subscriber.city_ids = sorted(
+                {new if one == old else one for one in subscriber.city_ids}
+            )
+        for news in _naming(session, PartnershipNews, old):
+            if new in news.city_ids:  # a partnership between the two: the directory removed it
+                session.delete(news)
+            else:
+                news.city_ids = [new if one == old else one for one in news.city_ids]
+        session.flush()  # the next payload reads these rows as they are now
+
+
+def _naming(session: Session, model, city_id: int) -> list:
+    """The rows whose ``city_ids`` hold ``city_id``: the JSON lists as text narrow them down,
+    each list is then checked exactly."""
+    candidates = session.scalars(
+        select(model).where(cast(model.city_ids, String).like(f"%{city_id}%"))
+    )
+    return [row for row in candidates if city_id in (row.city_ids or [])]
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ids = list(ids)
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
 HANDLERS = {
-    "directory.partnership_changed": on_partnership_changed,
-    "blog.post_published": on_post_announced,
-    "blog.post_updated": on_post_announced,
+    "directory.partnership_changed": on_partnerships_changed,
+    "blog.post_published": on_posts_announced,
+    "blog.post_updated": on_posts_announced,
+    "blog.post_hidden": on_posts_hidden,
+    "directory.cities_changed": on_cities_changed,
+    "directory.cities_merged": on_cities_merged,
 }

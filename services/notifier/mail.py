@@ -1,48 +1,28 @@
-"""Mail: templates rendered into text + HTML messages, and an SMTP sender that keeps one
-connection for a batch and tells temporary failures (retry later) from permanent ones (this
-address is bad) apart.
-
-The sender can run a step just before the message's last line (the lone "."): the server
-accepts a message only on that line, and if the connection dies before it the server drops
-the message. The digest ledger uses that step to record "sent" while the message can still be
-abandoned (see ``deliveries.py``).
-"""
+"""What a message is made of: templates rendered into text + HTML, composed with the headers
+that tell our mail apart (List-Unsubscribe, List-Id, Feedback-ID), a digest's message encoded
+once and filled in per subscriber, and the DKIM signature of each finished message. Which
+mail is sent with what is ``emails.py``'s; where it goes is ``senders.py``'s."""
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import re
-import smtplib
-import socket
-import ssl
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import dkim
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 TEMPLATES = Path(__file__).parent / "templates" / "email"
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 _ANY_MARK = re.compile(rb"(%%[a-z_]+%%)")
-
-
-class TemporaryFailure(Exception):
-    """4xx, or the server could not be reached: try again later."""
-
-
-class ServerUnavailable(TemporaryFailure):
-    """The server could not be reached or the connection broke: nothing to do with the
-    recipient, and every later message would fail the same way."""
-
-
-class PermanentFailure(Exception):
-    """5xx for this recipient: the address will not take mail."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +73,11 @@ def list_unsubscribe(url: str, mailto: str) -> str:
     return f"<{url}>, <{mailto}>"
 
 
-def list_id(sender: str) -> str:
-    """RFC 2919: the digests are one list, named under the mail domain, so mail clients and
-    filters can tell them from other mail of the same sender."""
-    return f"Sister Cities digests <digests.{envelope_address(sender).rsplit('@', 1)[-1]}>"
+def list_id(sender: str, name: str = "digests") -> str:
+    """RFC 2919: the digests are one list and the announcements (campaigns) another, each
+    named under the mail domain, so mail clients and filters can tell them from other mail
+    of the same sender."""
+    return f"Sister Cities {name} <{name}.{envelope_address(sender).rsplit('@', 1)[-1]}>"
 
 
 def feedback_id(kind: str, period: str) -> str:
@@ -133,6 +114,14 @@ def build_message(
     return data.replace(UNSUBSCRIBE_HEADER_MARK.encode(), header.encode("ascii"), 1)
 
 
+def build_notice(
+    *, sender: str, recipient: str, rendered: Rendered, message_id: str, headers: ListHeaders
+) -> bytes:
+    """A message to one person about their own account (a staff member's sign-in link): no
+    list, so nothing to unsubscribe from."""
+    return _compose(sender, recipient, rendered, message_id, headers, list_mail=False).as_bytes()
+
+
 def _compose(
     sender: str,
     recipient: str,
@@ -140,6 +129,7 @@ def _compose(
     message_id: str,
     headers: ListHeaders,
     cte: str | None = None,
+    list_mail: bool = True,
 ) -> EmailMessage:
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
@@ -147,8 +137,9 @@ def _compose(
     message["Subject"] = rendered.subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id
-    message["List-Unsubscribe"] = UNSUBSCRIBE_HEADER_MARK  # the whole value, personal
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if list_mail:
+        message["List-Unsubscribe"] = UNSUBSCRIBE_HEADER_MARK  # the whole value, personal
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     if headers.list_id is not None:
         message["List-Id"] = headers.list_id
     message["Feedback-ID"] = headers.feedback_id
@@ -163,7 +154,7 @@ class MessageTemplate:
     The recipient, the Message-ID, the ``List-Unsubscribe`` value (its link and mailto both
     carry the subscriber's token) and the personal links in the bodies stay as marks that
     ``fill`` replaces in the encoded bytes: one join of the pieces between the marks instead
-    of building a MIME message per subscriber (4 ms of CPU each). The bodies are
+    of building a MIME message per subscriber, the costliest step by far. The bodies are
     quoted-printable, where the marks' characters stand for themselves; the templates keep each
     mark on a short line so the encoder never splits one, and the links put in are folded with
     soft line breaks, as the encoding wants.
@@ -208,8 +199,8 @@ class MessageTemplate:
             UNSUBSCRIBE_HEADER_MARK: unsubscribe_header.encode("ascii"),
             **{mark: _soft_folded(url) for mark, url in links.items()},
         }
-        # It runs once per subscriber: one copy of the message, where a replace per mark
-        # made one each (13 µs a message down to 5).
+        # It runs once per subscriber: one copy of the message (a replace per mark would
+        # copy it once a mark).
         pieces = self._pieces.copy()
         for index, mark in self._slots:
             pieces[index] = values[mark]
@@ -227,20 +218,30 @@ def _soft_folded(url: str, width: int = 72) -> bytes:
 
 # What the signature covers: the headers a receiver shows or acts on (List-Unsubscribe above
 # all: a forged one-click link must break the signature) and the body's structure.
-DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"list-id",
-                b"list-unsubscribe", b"list-unsubscribe-post", b"feedback-id",
-                b"mime-version", b"content-type")  # fmt: skip
+DKIM_HEADERS = (
+    *(b"from", b"to", b"subject", b"date", b"message-id"),
+    *(b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"feedback-id"),
+    *(b"mime-version", b"content-type"),
+)
 
 
 class DkimSigner:
     """Signs each finished message (RFC 6376, relaxed/relaxed, rsa-sha256) as ``d=`` the
     sender's domain. It runs on the final bytes, after a digest's template is filled in:
-    every subscriber's message differs, so no signature can be made once per template."""
+    every subscriber's message differs, so no signature can be made once per template.
+
+    dkimpy canonicalizes and hashes; the RSA operation, which its pure-Python arithmetic made
+    nine tenths of a message's cost, is OpenSSL's (``openssl_rsassa_sign``), with the key
+    loaded once per process."""
 
     def __init__(self, private_key: bytes, selector: str, domain: str):
         self.private_key = private_key
         self.selector = selector.encode("ascii")
         self.domain = domain.encode("ascii")
+        # dkimpy calls this name from DKIM.gen_header and offers no other way in. PKCS #1
+        # v1.5 signatures are deterministic, so the result is byte for byte dkimpy's own
+        # (tests/notifier/test_mail.py compares them, and fails if the name goes away).
+        dkim.RSASSA_PKCS1_v1_5_sign = openssl_rsassa_sign
 
     def sign(self, data: bytes) -> bytes:
         header = dkim.sign(
@@ -255,116 +256,31 @@ class DkimSigner:
         return header + data
 
 
+_OPENSSL_HASHES = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+# The order of the numbers in dkimpy's parsed key and in RSAPrivateNumbers' arguments.
+_KEY_NUMBERS = (
+    *("modulus", "publicExponent", "privateExponent"),
+    *("prime1", "prime2", "exponent1", "exponent2", "coefficient"),
+)
+
+
+def openssl_rsassa_sign(digest, private_key: dict) -> bytes:
+    """dkimpy's ``RSASSA_PKCS1_v1_5_sign(hash, private_key)`` (RFC 8017 RSASSA-PKCS1-v1_5 of
+    a hash object, with the key as dkimpy parses it), done by OpenSSL."""
+    key = _openssl_key(tuple(private_key[name] for name in _KEY_NUMBERS))
+    algorithm = _OPENSSL_HASHES[digest.name.lower()]()
+    return key.sign(digest.digest(), padding.PKCS1v15(), Prehashed(algorithm))
+
+
+@functools.lru_cache(maxsize=4)
+def _openssl_key(numbers: tuple[int, ...]) -> rsa.RSAPrivateKey:
+    n, e, d, p, q, dmp1, dmq1, iqmp = numbers
+    public = rsa.RSAPublicNumbers(e, n)
+    return rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, public).private_key()
+
+
 def envelope_address(header_address: str) -> str:
     """The bare address of ``Name <user@host>``."""
     if "<" in header_address and header_address.endswith(">"):
         return header_address[header_address.rindex("<") + 1 : -1]
     return header_address
-
-
-class SmtpSender:
-    """One SMTP connection, opened on first use and reused until ``close``."""
-
-    def __init__(self, url: str, timeout: float = 30.0, signer: DkimSigner | None = None):
-        parts = urlsplit(url)
-        self.signer = signer
-        self.scheme = parts.scheme
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or {"smtps": 465, "smtp+starttls": 587}.get(parts.scheme, 25)
-        self.user = unquote(parts.username) if parts.username else None
-        self.password = unquote(parts.password) if parts.password else None
-        self.timeout = timeout
-        self._connection: smtplib.SMTP | None = None
-
-    def __enter__(self) -> SmtpSender:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _connect(self) -> smtplib.SMTP:
-        if self._connection is not None:
-            return self._connection
-        try:
-            if self.scheme == "smtps":
-                connection = smtplib.SMTP_SSL(
-                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
-            else:
-                connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-                if self.scheme == "smtp+starttls":
-                    connection.starttls(context=ssl.create_default_context())
-            # The message and its last line go as separate writes: without this, Nagle's
-            # algorithm holds the last one until the server's delayed ACK (40 ms a message).
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection.ehlo_or_helo_if_needed()
-            if self.user:
-                connection.login(self.user, self.password or "")
-        except smtplib.SMTPAuthenticationError as error:
-            raise PermanentFailure(
-                f"the mail server refused our login ({error.smtp_code})"
-            ) from None
-        except (OSError, smtplib.SMTPException) as error:
-            raise ServerUnavailable(f"the mail server cannot be reached ({error})") from None
-        self._connection = connection
-        return connection
-
-    def send(
-        self,
-        sender: str,
-        recipient: str,
-        data: bytes,
-        before_last_line: Callable[[], None] | None = None,
-    ) -> None:
-        if self.signer is not None:
-            data = self.signer.sign(data)  # before MAIL FROM: a failure here sends nothing
-        connection = self._connect()
-        try:
-            # Addresses are plain ASCII, checked when they were stored: no quoting to do.
-            self._expect(connection.docmd("MAIL", f"FROM:<{sender}>"), recipient, "MAIL FROM")
-            self._expect(connection.docmd("RCPT", f"TO:<{recipient}>"), recipient, "RCPT TO")
-            self._expect(connection.docmd("DATA"), recipient, "DATA", wanted=354)
-            body = _LEADING_DOT.sub(b"..", data)
-            connection.send(body if body.endswith(b"\r\n") else body + b"\r\n")
-            if before_last_line is not None:
-                before_last_line()
-            connection.send(b".\r\n")
-            self._expect(connection.getreply(), recipient, "end of DATA")
-        except (smtplib.SMTPServerDisconnected, OSError) as error:
-            self._drop()
-            raise ServerUnavailable(f"the connection to the mail server broke ({error})") from None
-        except (TemporaryFailure, PermanentFailure):
-            self._reset()
-            raise
-        except BaseException:
-            self._drop()  # mid-DATA: closing makes the server drop the message
-            raise
-
-    def _expect(self, reply: tuple[int, bytes], recipient: str, step: str, wanted: int = 250):
-        code, message = reply
-        if code == wanted or (wanted == 250 and code == 251):
-            return
-        text = message.decode("utf-8", "replace")[:300]
-        if 500 <= code < 600:
-            raise PermanentFailure(f"{step} for {recipient}: {code} {text}")
-        raise TemporaryFailure(f"{step} for {recipient}: {code} {text}")
-
-    def _reset(self) -> None:
-        try:
-            if self._connection is not None:
-                self._connection.rset()
-        except (smtplib.SMTPException, OSError):
-            self._drop()
-
-    def _drop(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            finally:
-                self._connection = None
-
-    def close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                self._connection.quit()
-            self._drop()

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.audit import audit_table
 from shared.db import UTCDateTime
 from shared.events import event_tables
 
@@ -17,6 +18,7 @@ class Base(DeclarativeBase):
 
 
 outbox_events, handled_events = event_tables(Base.metadata)
+audit_log = audit_table(Base.metadata)
 
 FREQUENCIES = ("daily", "weekly")
 
@@ -82,6 +84,17 @@ class Subscriber(Base):
     soft_failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
+# Staff find a subscriber by the start of their address, in any case
+# (``subscriber_admin.find``); text_pattern_ops lets PostgreSQL read a LIKE prefix through it
+# whatever the database's collation. PostgreSQL only: SQLAlchemy cannot reflect an
+# expression index from SQLite (it warns), and an embedded database is not one of 100,000.
+Index(
+    "ix_subscribers_email_lower",
+    func.lower(Subscriber.email).label("email_lower"),
+    postgresql_ops={"email_lower": "text_pattern_ops"},
+).ddl_if(dialect="postgresql")
+
+
 class Story(Base):
     """A post as the blog announced it (``blog.post_published`` / ``post_updated``)."""
 
@@ -100,6 +113,19 @@ class Story(Base):
     # story announced late (its links were delayed) is not skipped.
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     city_ids: Mapped[list] = mapped_column(JSON, default=list)
+    # The number of the blog's announcement this copy is from: an older one handled later
+    # (two workers, out of order) changes nothing.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class HiddenStory(Base):
+    """A story staff withdrew (``blog.post_hidden``): its copy is deleted, and an announcement
+    of it handled later (events of one story may be handled out of order) is ignored."""
+
+    __tablename__ = "hidden_stories"
+
+    post_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hidden_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class StoryCity(Base):
@@ -137,12 +163,48 @@ class Delivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # The hand-out (schedule task id) that claimed the row: killed before it sent every batch,
-    # its redelivered message sends the rows it still holds (``deliveries.claims_of``).
+    # its redelivered message sends the rows it still holds (``ledger.claims_of``).
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the server's 250 for the message was recorded. Sent without it after a crash: the
-    # one message that crash may have lost (see deliveries.py).
+    # one message that crash may have lost (see ledger.py).
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When staff re-sent a message sent and never acknowledged (once at most, ledger.py).
+    resent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A campaign's row (its period is "campaign:<id>"); None for a digest's.
+    campaign_id: Mapped[int | None] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+
+
+class Campaign(Base):
+    """A "Take Action" announcement: written by staff in Markdown (kept with its sanitized
+    HTML and plain text, rendered once when it is saved), sent once to its audience through
+    the ledger (``campaigns.py``), then shown on the public site."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_status", "status", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body_markdown: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    body_text: Mapped[str] = mapped_column(Text)
+    # {"city_ids": [...], "country_codes": [...], "sisters": bool}; no cities and no
+    # countries: every confirmed subscriber.
+    audience: Mapped[dict] = mapped_column(JSON)
+    # draft -> scheduled -> sending -> sent (scheduled may go back to draft)
+    status: Mapped[str] = mapped_column(String(12), default="draft")
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When it was last handed out (campaigns.start): one still sending long after is handed
+    # out again.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Every audience row claimed: from then on, no row still claimed means the send is done.
+    handed_out_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(300))  # the actor's name
 
 
 class BounceReport(Base):

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notifier import bounces
-from services.notifier.models import FREQUENCIES, BounceReport, KnownCity, Subscriber
+from services.notifier.models import FREQUENCIES, Base, BounceReport, KnownCity, Subscriber
 from services.notifier.tokens import Link, Tokens
+from shared import audit
+from shared.actor import acting_as, subscriber_actor
 from shared.errors import InvalidInput
 
 CONFIRMATION_INTERVAL = timedelta(minutes=10)
@@ -26,6 +28,8 @@ LINK_USED = "this link was already used, or a newer one was sent: subscribe agai
 MAX_ADDRESS_CHARS = 254
 MAX_CITIES = 50
 PENDING_OR_CONFIRMED = ("pending", "confirmed")
+# Erased on request (``subscriber_admin.erase``): a tombstone without an address.
+ERASED = "erased"
 # Temporary failures, in the SMTP conversation or reported later, before mail stops.
 SOFT_FAILURE_LIMIT = 5
 STOPPED_BY = {bounces.HARD: "bounced", bounces.COMPLAINT: "complained"}
@@ -160,12 +164,24 @@ def confirm(session: Session, tokens: Tokens, token: str, now: datetime) -> tupl
     subscriber.confirmed_at = now
     subscriber.weekday = now.weekday()
     subscriber.soft_failures = 0
+    _record_own_act(
+        session, subscriber, "subscriber.confirmed", {"frequency": subscriber.frequency}
+    )
     return subscriber, True
+
+
+def _record_own_act(session: Session, subscriber: Subscriber, action: str, summary: dict) -> None:
+    """What a subscriber did through a signed link, on record as theirs (never the address)."""
+    with acting_as(subscriber_actor(subscriber.id)):
+        audit.record(session, Base.metadata, action, "subscriber", subscriber.id, summary)
 
 
 def unsubscribe(session: Session, tokens: Tokens, token: str, now: datetime) -> Subscriber:
     subscriber = from_token(session, tokens, "unsubscribe", token)
     if subscriber.status != "unsubscribed":
+        _record_own_act(
+            session, subscriber, "subscriber.unsubscribed", {"status_before": subscriber.status}
+        )
         subscriber.status = "unsubscribed"
         subscriber.unsubscribed_at = now
     return subscriber
@@ -180,9 +196,10 @@ def record_bounce(
     bounced = tokens.bounce_ids.read(bounce_id)
     if bounced is None or kind not in (bounces.HARD, bounces.SOFT, bounces.COMPLAINT):
         return None
-    subscriber = session.get(Subscriber, bounced.subscriber_id)
-    if subscriber is None:
-        return None
+    # Locked, so an erasure under way finishes first (and this records nothing) or scrubs it.
+    subscriber = session.get(Subscriber, bounced.subscriber_id, with_for_update=True)
+    if subscriber is None or subscriber.status == ERASED:
+        return None  # a late report about an erased one would bring its address back
     message = f"{bounced.message_kind}:{bounced.message_number}"
     if session.scalar(
         select(BounceReport.id).where(
@@ -193,8 +210,8 @@ def record_bounce(
     ):
         return None
     reason = str(reason)[: bounces.MAX_REASON_CHARS]
-    session.add(BounceReport(subscriber_id=subscriber.id, message=message, kind=kind,
-                             reason=reason, received_at=now))  # fmt: skip
+    report = {"message": message, "kind": kind, "reason": reason, "received_at": now}
+    session.add(BounceReport(subscriber_id=subscriber.id, **report))
     if subscriber.status not in PENDING_OR_CONFIRMED:
         return subscriber  # no mail goes to it anyway
     if kind == bounces.SOFT:
@@ -220,6 +237,30 @@ def follow_link(session: Session, tokens: Tokens, token: str) -> tuple[Subscribe
 def follow(session: Session, tokens: Tokens, token: str) -> tuple[Subscriber, list[int]]:
     """Add the cities of a follow link; a second use changes nothing."""
     subscriber, city_ids = follow_link(session, tokens, token)
+    _add_cities(subscriber, city_ids)
+    return subscriber, city_ids
+
+
+def follow_now(
+    session: Session, tokens: Tokens, token: str, email: str, city_ids: list[int] | None
+) -> tuple[Subscriber, list[int]] | None:
+    """Cities added at once for a browser that opened this subscriber's link lately (the
+    site keeps the preferences link's token for a while): only when the address typed is
+    the one the link was made for and the subscription is confirmed. None: the caller goes
+    the usual way (a mail with a link), which says nothing about the address."""
+    try:
+        subscriber = from_token(session, tokens, "preferences", token)
+        address = normalize_address(email)
+    except InvalidInput:
+        return None
+    cities = valid_cities(city_ids)
+    if subscriber.status != "confirmed" or subscriber.email != address or not cities:
+        return None
+    _add_cities(subscriber, cities)
+    return subscriber, cities
+
+
+def _add_cities(subscriber: Subscriber, city_ids: list[int]) -> None:
     followed = list(subscriber.city_ids)
     if followed:  # following every story already covers these cities
         merged = followed + [city for city in city_ids if city not in followed]
@@ -229,7 +270,6 @@ def follow(session: Session, tokens: Tokens, token: str) -> tuple[Subscriber, li
                 "remove some on your preferences page first"
             )
         subscriber.city_ids = sorted(merged)
-    return subscriber, city_ids
 
 
 def update_preferences(
@@ -249,14 +289,18 @@ def unknown_cities(session: Session, city_ids: list[int]) -> list[int]:
 
 def city_names(session: Session, city_ids: list[int]) -> list[str]:
     """The names the notifier knows of these cities (a name not learned yet is left out)."""
+    names = known_city_names(session, city_ids)
+    return [names[city_id] for city_id in city_ids if city_id in names]
+
+
+def known_city_names(session: Session, city_ids: list[int]) -> dict[int, str]:
     if not city_ids:
-        return []
-    names = dict(
+        return {}
+    return dict(
         session.execute(
             select(KnownCity.city_id, KnownCity.name).where(KnownCity.city_id.in_(city_ids))
         ).all()
     )
-    return [names[city_id] for city_id in city_ids if city_id in names]
 
 
 def public_view(subscriber: Subscriber) -> dict:
@@ -266,23 +310,4 @@ def public_view(subscriber: Subscriber) -> dict:
         "status": subscriber.status,
         "frequency": subscriber.frequency,
         "city_ids": list(subscriber.city_ids),
-    }
-
-
-def stats(session: Session) -> dict:
-    counts = session.execute(
-        select(Subscriber.status, Subscriber.frequency, func.count()).group_by(
-            Subscriber.status, Subscriber.frequency
-        )
-    ).all()
-    by_status: dict[str, int] = {}
-    confirmed_by_frequency: dict[str, int] = dict.fromkeys(FREQUENCIES, 0)
-    for status, frequency, count in counts:
-        by_status[status] = by_status.get(status, 0) + count
-        if status == "confirmed":
-            confirmed_by_frequency[frequency] = count
-    return {
-        "total": sum(by_status.values()),
-        "by_status": by_status,
-        "confirmed_by_frequency": confirmed_by_frequency,
     }

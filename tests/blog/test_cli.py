@@ -28,6 +28,15 @@ def sistercities(env, *args) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def polled_feed(stack_env, blog_sessions, feed_server, path: str) -> int:
+    """A feed registered and polled once by the command line: its id."""
+    url = feed_server.serve(path, FEED)
+    with session_scope(blog_sessions) as session:
+        feed_id = feeds.add_feed(session, url, utcnow(), allow_private=True).id
+    assert sistercities(stack_env, "poll", str(feed_id)).returncode == 0
+    return feed_id
+
+
 def test_poll_fetches_the_feeds_named_or_every_feed(stack, stack_env, blog_sessions, feed_server):
     urls = [feed_server.serve(path, FEED) for path in ("/feed/one", "/feed/two")]
     with session_scope(blog_sessions) as session:
@@ -49,10 +58,7 @@ def test_poll_fetches_the_feeds_named_or_every_feed(stack, stack_env, blog_sessi
 def test_remove_feed_asks_what_happens_to_the_stories_and_hides_them_when_told(
     stack, stack_env, blog_sessions, feed_server
 ):
-    url = feed_server.serve("/feed/gone", FEED)
-    with session_scope(blog_sessions) as session:
-        feed_id = feeds.add_feed(session, url, utcnow(), allow_private=True).id
-    assert sistercities(stack_env, "poll", str(feed_id)).returncode == 0
+    feed_id = polled_feed(stack_env, blog_sessions, feed_server, "/feed/gone")
 
     unsaid = sistercities(stack_env, "remove-feed", str(feed_id))
     assert unsaid.returncode != 0 and "--stories" in unsaid.stderr
@@ -74,7 +80,7 @@ def test_the_feed_list_goes_out_as_opml_and_comes_back_through_the_same_checks(
     assert 'xmlUrl="https://medium.com/feed/twinning"' in exported.read_text()
 
     with session_scope(blog_sessions) as session:
-        feeds.remove_feed(session, feeds.list_feeds(session)[0]["id"], "keep")
+        feeds.remove_feed(session, feeds.list_feeds(session)[0]["id"], "keep", utcnow())
     more = exported.read_text().replace(
         "</body>", '<outline text="x" xmlUrl="ftp://files.example.org/f"/></body>'
     )
@@ -90,3 +96,53 @@ def test_the_feed_list_goes_out_as_opml_and_comes_back_through_the_same_checks(
     hostile.write_text('<!DOCTYPE opml [<!ENTITY a "ha">]><opml><body/></opml>')
     refused = sistercities(stack_env, "import-opml", str(hostile))
     assert refused.returncode == 1 and "DTD or entities" in refused.stderr
+
+
+def test_post_cities_shows_each_link_with_its_evidence_and_corrects_them(
+    stack, stack_env, blog_sessions
+):
+    from services.blog import city_links
+    from services.blog.posts import PostData, store_posts
+
+    story = PostData(
+        key="k", title="Delegates", author="A", url="https://example.org/k", image=None,
+        excerpt="e", content_html="<p>x</p>", tags=[], reading_minutes=1,
+        published_at=utcnow(), updated_at=None, content_hash="h1",
+    )  # fmt: skip
+    with session_scope(blog_sessions) as session:
+        (post_id,) = store_posts(session, None, [story], utcnow())
+        found = [{"id": 7, "evidence": ["'from Alphaville'"]}, {"id": 8, "evidence": []}]
+        city_links.apply_links(session, [found], [[post_id, "h1"]])
+
+    shown = sistercities(stack_env, "post-cities", str(post_id))
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^\s+7  found  'from Alphaville'$", shown.stdout, re.M), shown.stdout
+
+    corrected = sistercities(stack_env, "post-cities", str(post_id), "--remove", "8", "--add", "9")
+    assert corrected.returncode == 0, corrected.stderr
+    assert re.search(r"^\s+9  staff  added by staff$", corrected.stdout, re.M), corrected.stdout
+    assert "staff remove 8" in corrected.stdout
+    with blog_sessions() as session:
+        assert post_queries.get_post(session, post_id)["city_ids"] == [7, 9]
+
+    unknown = sistercities(stack_env, "post-cities", "999999", "--add", "1")
+    assert unknown.returncode != 0 and "no post with id 999999" in unknown.stderr
+
+
+def test_feed_cities_sets_the_organisations_cities_and_asks_for_links_again(
+    stack, stack_env, blog_sessions, feed_server
+):
+    feed_id = polled_feed(stack_env, blog_sessions, feed_server, "/feed/org")
+
+    set_ = sistercities(stack_env, "feed-cities", str(feed_id), "7", "5", "7")
+    assert set_.returncode == 0, set_.stderr
+    assert f"feed {feed_id}: organisation's cities 5, 7" in set_.stdout
+    assert "asked the directory to link 1 posts to cities" in set_.stdout
+    with blog_sessions() as session:
+        [listed] = feeds.list_feeds(session)
+    assert listed["city_ids"] == [5, 7]
+
+    cleared = sistercities(stack_env, "feed-cities", str(feed_id))
+    assert cleared.returncode == 0 and "organisation's cities none" in cleared.stdout
+    unknown = sistercities(stack_env, "feed-cities", "999999", "5")
+    assert unknown.returncode != 0 and "no feed with id 999999" in unknown.stderr

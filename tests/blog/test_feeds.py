@@ -1,14 +1,16 @@
 """Removing a feed: staff say what happens to its stories. Kept, they stay listed; hidden,
 they are stored still but listed nowhere, found by no id, and never announced."""
 
-import pytest
-from sqlalchemy import select
+from datetime import timedelta
 
-from services.blog import city_links, feeds, post_queries
+import pytest
+from sqlalchemy import select, text
+
+from services.blog import city_links, feeds, polling, post_queries
 from services.blog.models import Post, PostCity, outbox_events
 from services.blog.posts import PostData, store_posts
 from shared.db import session_scope
-from shared.errors import InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import utcnow
 
 
@@ -45,7 +47,7 @@ def test_removing_a_feed_and_hiding_its_stories_lists_them_nowhere_and_finds_non
 ):
     gone, _, hidden, shown = two_feeds_with_stories(blog_sessions)
     with session_scope(blog_sessions) as session:
-        assert feeds.remove_feed(session, gone, "hide") == 2
+        assert feeds.remove_feed(session, gone, "hide", utcnow()) == 2
 
     assert listed(blog_sessions) == set(shown)
     assert listed(blog_sessions, city_id=7) == set(shown)
@@ -64,7 +66,7 @@ def test_removing_a_feed_and_hiding_its_stories_lists_them_nowhere_and_finds_non
 def test_removing_a_feed_and_keeping_its_stories_leaves_them_listed(blog_sessions):
     gone, _, kept, shown = two_feeds_with_stories(blog_sessions)
     with session_scope(blog_sessions) as session:
-        assert feeds.remove_feed(session, gone, "keep") == 0
+        assert feeds.remove_feed(session, gone, "keep", utcnow()) == 0
     assert listed(blog_sessions) == listed(blog_sessions, city_id=7) == set(kept + shown)
     with blog_sessions() as session:
         assert post_queries.get_post(session, kept[0])["feed_id"] is None
@@ -73,10 +75,10 @@ def test_removing_a_feed_and_keeping_its_stories_leaves_them_listed(blog_session
 def test_removing_a_feed_needs_a_choice_for_its_stories(blog_sessions):
     gone, *_ = two_feeds_with_stories(blog_sessions)
     with session_scope(blog_sessions) as session, pytest.raises(InvalidInput, match="keep or hide"):
-        feeds.remove_feed(session, gone, "delete")
+        feeds.remove_feed(session, gone, "delete", utcnow())
     assert len(listed(blog_sessions)) == 4
     with session_scope(blog_sessions) as session, pytest.raises(NotFound):
-        feeds.remove_feed(session, 999_999, "keep")
+        feeds.remove_feed(session, 999_999, "keep", utcnow())
 
 
 def test_a_story_hidden_while_its_cities_were_asked_for_is_never_announced(blog_sessions):
@@ -86,7 +88,7 @@ def test_a_story_hidden_while_its_cities_were_asked_for_is_never_announced(blog_
         (post_id,) = store_posts(session, feed_id, [story("a", "1")], now)
         (request,) = city_links.link_requests(session, [post_id], now)
     with session_scope(blog_sessions) as session:
-        feeds.remove_feed(session, feed_id, "hide")
+        feeds.remove_feed(session, feed_id, "hide", utcnow())
 
     with session_scope(blog_sessions) as session:
         assert city_links.apply_links(session, [[{"id": 7}]], request.posts) == 0
@@ -97,3 +99,27 @@ def test_a_story_hidden_while_its_cities_were_asked_for_is_never_announced(blog_
         )
     with blog_sessions() as session:
         assert session.execute(select(outbox_events)).all() == []
+
+
+def test_a_paused_feed_is_not_handed_out_nor_polled_until_resumed(blog_sessions):
+    now = utcnow()
+    with session_scope(blog_sessions) as session:
+        feed_id = feeds.add_feed(session, "https://paused.example.org/feed", now, False).id
+    later = now + timedelta(days=2)
+    with session_scope(blog_sessions) as session:
+        assert feeds.set_paused(session, feed_id, True, now).paused_at == now
+        assert feeds.set_paused(session, feed_id, True, later).paused_at == now  # once
+    with session_scope(blog_sessions) as session:
+        assert polling.claim_due_feeds(session, later) == []
+        with pytest.raises(Conflict, match="paused"):
+            feeds.request_poll(session, feed_id)
+        with pytest.raises(InvalidInput):
+            feeds.set_paused(session, feed_id, "no", later)
+    with session_scope(blog_sessions) as session:
+        resumed = feeds.set_paused(session, feed_id, False, later)
+        assert resumed.paused_at is None and resumed.next_check_at == later
+    with session_scope(blog_sessions) as session:
+        assert polling.claim_due_feeds(session, later) == [feed_id]
+    with blog_sessions() as session:
+        changes = session.scalars(text("SELECT action FROM audit_log ORDER BY id")).all()
+    assert changes == ["feed.added", "feed.paused", "feed.resumed"]

@@ -20,6 +20,8 @@ def pages(world) -> list[str]:
         f"/blog/{world.stories['najaf']}",
         "/subscribe",
         "/subscribe/check-your-inbox",
+        "/staff/sign-in",
+        "/staff/sign-in/a-link-token-of-the-right-shape",
         "/no/such/page",
     ]
 

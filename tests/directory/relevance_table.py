@@ -6,6 +6,8 @@ only GeoNames' cities500 brings in: while the directory lacks it, the row is cou
 waiting, not scored.
 """
 
+from services.directory.names import normalize
+
 # Names, accents, alternate and historical names, prefixes and typos of own names.
 PLAIN = [
     ("sao paulo", None, "São Paulo", "BR", None),
@@ -511,7 +513,10 @@ def _fits(city, name: str, country_code: str, region: str | None) -> bool:
 def is_present(index, row: tuple) -> bool:
     """Whether the place a row expects is in the directory at all."""
     _query, _country, name, country_code, region = row
-    return any(_fits(city, name, country_code, region) for city in index.cities.values())
+    return any(
+        _fits(index.cities[city_id], name, country_code, region)
+        for city_id in index.ids_by_name.get(normalize(name), ())
+    )
 
 
 def comes_first(results: list[dict], row: tuple) -> bool:

@@ -1,8 +1,13 @@
 """A city with its sisters, suggested new sisters and place names found in text, on the real
 data."""
 
+import math
+import random
+from collections import defaultdict
+
 import pytest
 
+from services.directory import suggestions
 from services.directory.city_details import get_city
 from services.directory.places import match_places
 from services.directory.search import search
@@ -75,6 +80,62 @@ def test_a_city_without_partners_still_gets_suggestions(full_directory):
     results = suggest_sisters(full_directory.index, lonely.id, limit=5)["results"]
     assert results
     assert all(r["country_code"] != lonely.country_code for r in results)
+
+
+def scored_one_by_one(index, city_id: int, limit: int) -> list[tuple[float, int]]:
+    """The rule, city by city over every twinned city: candidates are the cities twinned with
+    a sister or with one of the 25 cities of the same country closest in size (busiest when
+    the size is not known), and those of a similar size (similarity above 0.8); never a
+    sister, the city or its country; the best scores first, then the biggest, then by id."""
+    city, mine = index.cities[city_id], index.sisters.get(city_id, set())
+    twinned = [index.cities[other] for other in index.sisters]
+    same_country = [c for c in twinned if c.country_code == city.country_code and c.id != city_id]
+    if city.population > 0:
+        known = [c for c in same_country if c.population > 0]
+        gap = {c.id: abs(math.log10(c.population) - math.log10(city.population)) for c in known}
+        like = sorted(known, key=lambda c: (gap[c.id], c.id))[: suggestions.LIKE_YOURS]
+    else:
+        like = sorted(same_country, key=lambda c: (-len(index.sisters[c.id]), c.id))
+        like = like[: suggestions.LIKE_YOURS]
+    shared, liked = defaultdict(int), defaultdict(int)
+    for sister in mine:
+        for candidate in index.sisters[sister]:
+            shared[candidate] += 1
+    for similar in like:
+        for candidate in index.sisters[similar.id]:
+            liked[candidate] += 1
+    scored = []
+    for candidate in twinned:
+        size = suggestions._size_similarity(city.population, candidate.population)
+        named = candidate.id in shared or candidate.id in liked
+        if not (named or (city.population > 0 and size is not None and size > 0.8)):
+            continue
+        if candidate.id == city_id or candidate.id in mine:
+            continue
+        if candidate.country_code == city.country_code:
+            continue
+        climate = suggestions._climate_similarity(city, candidate)
+        if not (named or (size is not None and size >= 0.7) or climate >= 0.8):
+            continue
+        network = min(1.0, (shared[candidate.id] + 0.5 * liked[candidate.id]) / 3.0)
+        score = 0.5 * network + 0.3 * (size if size is not None else 0.3) + 0.2 * climate
+        scored.append((round(score, 3), -candidate.population, candidate.id))
+    return [(score, city_id) for score, _, city_id in sorted(scored, key=lambda s: (-s[0], s[1:]))][
+        :limit
+    ]
+
+
+def test_suggestions_follow_the_rule_city_by_city(full_directory):
+    """Suggestions are made from arrays arranged when the index loads, scoring a window of
+    sizes at once: the same answers as the rule applied to every twinned city."""
+    index = full_directory.index
+    rng = random.Random(19)
+    twinned = list(index.sisters)
+    unknown_size = [c for c in rng.sample(twinned, 2000) if index.cities[c].population <= 0]
+    lonely = [c.id for c in index.cities.values() if c.id not in index.sisters][::20000]
+    for city_id in rng.sample(twinned, 25) + unknown_size[:5] + lonely[:5]:
+        results = suggest_sisters(index, city_id, limit=6)["results"]
+        assert [(r["score"], r["id"]) for r in results] == scored_one_by_one(index, city_id, 6)
 
 
 def test_suggestions_for_an_unknown_city_are_not_found(full_directory):

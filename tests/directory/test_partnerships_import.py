@@ -8,7 +8,8 @@ from sqlalchemy import func, select, text
 
 from services.directory.geography import resolve_country
 from services.directory.models import City, Partnership
-from services.directory.partnerships_import import RowError, import_partnerships
+from services.directory.partnership_csv import RowError
+from services.directory.partnerships_import import import_partnerships
 from shared.db import make_session_factory
 from tests.conftest import TWIN_CITIES, count_rows
 
@@ -194,8 +195,11 @@ def test_the_native_format_reports_each_bad_row_and_writes_no_part_of_it(clean_d
     pair = tuple(sorted((ids["Minneapolis"], ids["Najaf"])))
     assert (*pair, 2009, "active", "sample") in stored
     assert any(row[3] == "proposed" and row[4] == "test.csv" for row in stored)
-    # Every partnership was announced, once.
-    assert count_rows(engine, "SELECT count(*) FROM outbox_events") == 4
+    # Every partnership was announced, once, and the place the directory lacked (stories
+    # that name it are linked again).
+    events = "SELECT count(*) FROM outbox_events WHERE event_type = :kind"
+    assert count_rows(engine, events, kind="directory.partnership_changed") == 4
+    assert count_rows(engine, events, kind="directory.cities_changed") == 1
 
 
 def test_an_unknown_header_is_refused_whole(clean_databases):

@@ -62,3 +62,14 @@ def test_a_name_table_of_many_names_finds_what_a_sorted_list_finds():
         expected = [name for name in names if name.startswith(probe)]
         assert [table[i] for i in range(*table.span(probe))] == expected, probe
         assert table.position(probe) == (names.index(probe) if probe in names else None)
+
+
+def test_partnerships_alone_never_put_a_typo_before_an_exact_name():
+    """Town 00 with 17 sisters is one letter from Town 20 with none; a search for Town 20
+    means Town 20 (a sentinel failover test met this)."""
+    towns = [CityRecord(n + 1, f"Failover Town {n:02d}", "US", None, 30.0, -100.0, 10_000 + n)
+             for n in range(30)]  # fmt: skip
+    pairs = [(1, n) for n in range(2, 19)]
+    index = build_index(1, towns, [], pairs)
+    first = search(index, "Failover Town 20")["results"][0]
+    assert (first["name"], first["match"]) == ("Failover Town 20", "exact")

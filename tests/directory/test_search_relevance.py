@@ -4,6 +4,7 @@ Region" as people write it, and names in their own script (the table: relevance_
 
 import pytest
 
+from services.directory.config import DEFAULT_HOME_COUNTRY
 from services.directory.search import search
 from shared.errors import InvalidInput
 from tests.directory.relevance_table import (
@@ -51,13 +52,18 @@ MUST = [
         }
     ],
     *[row for row in ALTERNATE_TYPOS if row[0] in {"Bombey", "Leningrat", "Firenz", "Moskau"}],
+    # Found wrong or not at all once cities500 was in: a small US town behind a bigger
+    # namesake abroad, two slips in a big city's name, one in another name of a world city.
+    *[row for row in RELEVANCE if row[0] in {"Excelsior", "Philadelfia", "Pekking", "Sagon"}],
 ]
 SHARE_FIRST = 0.97
+# The table is written for the organisation's deployment, searched from the United States.
+HOME = DEFAULT_HOME_COUNTRY
 
 
 @pytest.mark.parametrize(("query", "country", "name", "country_code", "region"), MUST)
 def test_the_right_city_comes_first(full_directory, query, country, name, country_code, region):
-    results = search(full_directory.index, query, country)["results"]
+    results = search(full_directory.index, query, country, home_country=HOME)["results"]
     assert results, f"nothing found for {query!r}"
     assert comes_first(results, (query, country, name, country_code, region)), [
         (r["name"], r["country_code"], r["region"], r["match"]) for r in results[:5]
@@ -81,7 +87,7 @@ def test_the_right_place_comes_first_for_nearly_every_query_of_the_table(full_di
     misses = [
         (row[0], [(r["name"], r["country_code"], r["region"]) for r in results[:2]])
         for row in rows
-        if not comes_first(results := search(index, row[0], row[1])["results"], row)
+        if not comes_first(results := search(index, *row[:2], home_country=HOME)["results"], row)
     ]
     share = 1 - len(misses) / len(rows)
     with capsys.disabled():
@@ -158,3 +164,30 @@ def test_every_answer_shows_the_region(full_directory):
     results = search(full_directory.index, "Springfield, IL")["results"]
     assert all("region" in r for r in results)
     assert results[0]["region"] == "Illinois"
+
+
+def test_the_home_country_puts_its_small_town_before_a_bigger_namesake_abroad(full_directory):
+    index = full_directory.index
+    abroad_first = search(index, "Excelsior", home_country=None)["results"]
+    assert [(r["country_code"], r["region"]) for r in abroad_first[:2]] == [
+        ("ZA", "Orange Free State"),
+        ("US", "Minnesota"),
+    ]
+    assert abroad_first[0]["population"] > abroad_first[1]["population"]
+    [first] = search(index, "Excelsior", home_country="US", limit=1)["results"]
+    assert (first["country_code"], first["region"]) == ("US", "Minnesota")
+    # A city is not a small town: the bigger namesake abroad stays first.
+    [birmingham] = search(index, "Birmingham", home_country="US", limit=1)["results"]
+    assert birmingham["country_code"] == "GB"
+
+
+def test_two_slips_in_a_big_citys_name_still_reach_it(full_directory):
+    for query, name in [
+        ("Philadelfia", "Philadelphia"),
+        ("Filadelphia", "Philadelphia"),
+        ("Mineapolls", "Minneapolis"),
+        ("Barselonna", "Barcelona"),
+    ]:
+        results = search(full_directory.index, query, home_country=HOME)["results"]
+        assert results, query
+        assert (results[0]["name"], results[0]["match"]) == (name, "fuzzy"), results[0]

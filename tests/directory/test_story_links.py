@@ -4,6 +4,7 @@ import pytest
 
 from benchmarks.bench_story_links import load_corpus, score
 from services.directory.places import match_places, match_places_many
+from shared.errors import InvalidInput
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +179,48 @@ def test_many_texts_are_matched_in_order(full_directory):
         full_directory.index, ["Students from Praha sang.", "Tell me more."]
     )["matches"]
     assert [[r["name"] for r in found] for found in matches] == [["Prague"], []]
+
+
+def _nashville(full_directory) -> int:
+    index = full_directory.index
+    [nashville] = [
+        city_id
+        for city_id in index.ids_by_name["nashville"]
+        if index.cities[city_id].region == "Tennessee" and index.own_name[city_id] == "nashville"
+    ]
+    return nashville
+
+
+def test_the_cities_of_the_feeds_organisation_are_evidence(full_directory):
+    index = full_directory.index
+    text = "Tamworth welcomed the delegation last week."
+    assert match_places(index, text)["results"] == []
+    [tamworth] = match_places(index, text, context_city_ids=[_nashville(full_directory)])["results"]
+    assert (tamworth["name"], tamworth["country_code"]) == ("Tamworth", "AU")
+    assert tamworth["evidence"] == [
+        "'Tamworth' — sister of Nashville, the city of the feed's organisation"
+    ]
+    # The organisation's city is evidence, not a mention: it is not linked by itself.
+    assert all(r["name"] != "Nashville" for r in match_places(index, text, 50, [1])["results"])
+
+
+def test_each_text_of_many_has_its_own_context(full_directory):
+    nashville = _nashville(full_directory)
+    texts = ["Tamworth welcomed us.", "Tamworth welcomed us."]
+    matches = match_places_many(full_directory.index, texts, contexts=[[nashville], []])
+    assert [[r["country_code"] for r in found] for found in matches["matches"]] == [["AU"], []]
+
+
+@pytest.mark.parametrize(
+    ("texts", "contexts"),
+    [
+        (["a", "b"], [[1]]),
+        (["a"], "x"),
+        (["a"], [["1"]]),
+        (["a"], [[True]]),
+        (["a"], [list(range(51))]),
+    ],
+)
+def test_contexts_that_do_not_fit_the_texts_are_refused(full_directory, texts, contexts):
+    with pytest.raises(InvalidInput):
+        match_places_many(full_directory.index, texts, contexts=contexts)

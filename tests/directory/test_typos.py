@@ -5,7 +5,7 @@ import random
 
 from rapidfuzz.distance import DamerauLevenshtein
 
-from services.directory.typos import DeletionIndex
+from services.directory.typos import DeletionIndex, TwoEditIndex
 
 NAMES = ["bombay", "bambey", "mumbai", "minneapolis", "nashville", "koln", "cologne", "abomey"]
 
@@ -37,3 +37,28 @@ def test_bombey_reaches_both_bombay_and_bambey():
 
 def test_an_empty_index_finds_nothing():
     assert DeletionIndex().candidates("anything") == set()
+
+
+def test_every_name_two_edits_away_is_a_candidate_of_the_two_edit_index():
+    index = TwoEditIndex(enumerate(NAMES))
+    rng = random.Random(14)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for _ in range(300):
+        word = list(rng.choice(NAMES))
+        for _edit in range(2):
+            position = rng.randrange(len(word))
+            edit = rng.choice(("drop", "add", "change"))
+            if edit == "drop" and len(word) > 1:
+                del word[position]
+            elif edit == "add":
+                word.insert(position, rng.choice(letters))
+            else:
+                word[position] = rng.choice(letters)
+        typo = "".join(word)
+        near = {n for n, name in enumerate(NAMES) if DamerauLevenshtein.distance(typo, name) <= 2}
+        assert near <= index.candidate_numbers(typo), typo
+
+
+def test_philadelfia_is_two_edits_from_philadelphia_and_one_deep_deletion_misses_it():
+    assert not DeletionIndex(["philadelphia"]).candidates("philadelfia")
+    assert TwoEditIndex([(7, "philadelphia")]).candidate_numbers("philadelfia") == {7}

@@ -1,5 +1,5 @@
 """The fault suite's world: a Redis and a PostgreSQL of its own (``tests/faults/servers.py``),
-an SMTP sink, and the whole stack — gateway (gunicorn), the three workers, beat and the relay —
+an SMTP sink, and the whole stack — gateway (gunicorn), the four workers, beat and the relay —
 as subprocesses against them, started once for the folder. Each test gets the stack running
 and answering, and leaves every database empty behind it."""
 
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 
 from shared.db import make_engine
 from shared.errors import ServiceError
+from shared.queues import QUEUES
 from shared.routing import SERVICES
 from shared.rpc import ServiceClient
 from shared.task_messages import task_message
@@ -116,7 +117,7 @@ class FaultStack:
     def clear_queues(self) -> None:
         """Drop what a test left in the queues (late retries, expired calls): the next test
         counts only its own work."""
-        self.redis.delete(*SERVICES, "unacked", "unacked_index")
+        self.redis.delete(*QUEUES, "unacked", "unacked_index")
 
     def say(self, line: str) -> None:
         """A measurement, printed with a prefix that stands out in pytest -s and the logs."""

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from services.blog.city_links import REQUEST_EXPIRES
 from services.blog.polling import CLAIM_LEASE
-from services.notifier.deliveries import STALE_CLAIM
+from services.notifier.ledger import STALE_CLAIM
 from tests.faults import workloads
 from tests.faults.conftest import VISIBILITY_TIMEOUT
 from tests.feed_server import FeedServer

@@ -16,7 +16,9 @@ from services.directory.import_lock import LOCK_SECONDS
 from services.directory.partnerships_import import import_partnerships
 from shared.db import make_engine, make_session_factory
 from shared.migrations import upgrade
+from shared.settings import CommonSettings, EnvReader
 from tests.conftest import TWIN_CITIES, needs_twin_cities
+from tests.event_batches import BATCH, in_batches, partnership_events, send_batches
 from tests.faults import workloads
 from tests.faults.conftest import VISIBILITY_TIMEOUT
 from tests.feed_server import FeedServer
@@ -29,9 +31,23 @@ FEEDS = 200
 
 
 def test_a_notifier_killed_mid_send_neither_repeats_nor_skips_a_digest(faults):
-    notifier = faults.engines["notifier"]
     addresses = workloads.start_digest_send(faults, SUBSCRIBERS)
-    workloads.wait_until_under_way(lambda: workloads.mail_count(faults), SUBSCRIBERS, "the send")
+    kill_the_notifier_mid_send(faults, addresses, "digests")
+
+
+def test_a_notifier_killed_mid_campaign_sends_it_once_to_each_follower(faults):
+    followers = workloads.start_campaign_send(faults, SUBSCRIBERS)
+    # Exactly the followers (not the other city's followers), none twice.
+    kill_the_notifier_mid_send(faults, followers, "campaign mails")
+    wait_for(lambda: faults.count("notifier", "SELECT count(*) FROM campaigns WHERE status = "
+                                  "'sent'") == 1, what="the campaign to be sent")  # fmt: skip
+
+
+def kill_the_notifier_mid_send(faults, addresses: set[str], what: str) -> None:
+    """A fifth of the way into a send through the ledger, the notifier is SIGKILLed and
+    started again: every address gets its mail once, and nobody else gets one."""
+    notifier = faults.engines["notifier"]
+    workloads.wait_until_under_way(lambda: workloads.mail_count(faults), SUBSCRIBERS, what)
     faults.processes.kill("notifier")
     at_kill = len(faults.mail.received)
     assert at_kill < SUBSCRIBERS, "the send finished before the kill: the test proves nothing"
@@ -41,12 +57,36 @@ def test_a_notifier_killed_mid_send_neither_repeats_nor_skips_a_digest(faults):
     wait_for(
         lambda: workloads.digests_sent(notifier) == SUBSCRIBERS,
         timeout=120 + VISIBILITY_TIMEOUT,
-        what="every digest to be sent",
+        what=f"all {what} to be sent",
     )
     workloads.assert_each_digest_once(faults, addresses)
     assert at_kill < len(faults.mail.received)
-    faults.say(f"notifier kill: {at_kill} of {SUBSCRIBERS} digests out at the kill, "
+    faults.say(f"notifier kill: {at_kill} of {SUBSCRIBERS} {what} out at the kill, "
                f"{len(faults.mail.received)} at the server after the restart")  # fmt: skip
+
+
+EVENT_BATCHES = 40
+
+
+def test_a_notifier_killed_mid_batch_applies_each_event_once(faults):
+    """Batches of events (as the relay sends them) with the notifier SIGKILLed while it
+    applies them: the batch it held commits nothing, comes back after the visibility timeout
+    and is applied then; no event is applied twice."""
+    events = partnership_events(BATCH * EVENT_BATCHES)
+    send_batches(CommonSettings(**CommonSettings.read(EnvReader(faults.env))), in_batches(events))
+    handled = "SELECT count(*) FROM handled_events"
+    workloads.wait_until_under_way(lambda: faults.count("notifier", handled), len(events),
+                                   "the events")  # fmt: skip
+    faults.processes.kill("notifier")
+    at_kill = faults.count("notifier", handled)
+    assert at_kill < len(events), "every batch was applied before the kill: it proves nothing"
+    faults.start("notifier")
+    wait_for(lambda: faults.count("notifier", handled) == len(events),
+             timeout=120 + VISIBILITY_TIMEOUT, what="every event to be applied")  # fmt: skip
+    assert faults.count("notifier", "SELECT count(*) FROM sister_links") == 2 * len(events)
+    assert faults.count("notifier", "SELECT count(*) FROM partnership_news") == len(events)
+    faults.say(f"notifier kill mid-batch: {at_kill} of {len(events)} events applied at the "
+               f"kill; after the restart each once")  # fmt: skip
 
 
 def test_a_blog_worker_killed_mid_cycle_stores_and_announces_each_post_once(faults):

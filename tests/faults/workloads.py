@@ -49,6 +49,29 @@ def start_digest_send(faults, count: int, prefix: str = "reader") -> set[str]:
     return addresses
 
 
+def start_campaign_send(faults, count: int, city_id: int = 10) -> set[str]:
+    """``count`` followers of one city and a quarter as many of another, and an admin's
+    campaign to the first city's followers, sent now; returns the followers' addresses."""
+    confirmed = utcnow() - timedelta(days=1)
+    followers = {f"follower{n}@example.org" for n in range(count)}
+    others = {f"other{n}@example.org" for n in range(count // 4)}
+    with faults.engines["notifier"].begin() as conn:
+        conn.execute(insert(Subscriber), [
+            {"email": address, "frequency": "weekly", "weekday": 0,
+             "city_ids": [city_id] if address in followers else [city_id + 1],
+             "status": "confirmed", "created_at": confirmed, "confirmed_at": confirmed,
+             "soft_failures": 0}
+            for address in sorted(followers | others)
+        ])  # fmt: skip
+    created = faults.post("/api/v1/admin/campaigns", json={
+        "subject": "Take action", "body": "Write to your **mayor**.",
+        "audience": {"city_ids": [city_id]}})  # fmt: skip
+    assert created.status_code == 201, created.text
+    sent = faults.post(f"/api/v1/admin/campaigns/{created.json()['id']}/send", json={})
+    assert sent.status_code == 202, sent.text
+    return followers
+
+
 def wait_until_under_way(done, total: int, what: str) -> None:
     """Until a fifth of the work is done: the moment to strike."""
     wait_for(lambda: done() >= total // 5, timeout=120, interval=0.02,

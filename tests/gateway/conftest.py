@@ -2,8 +2,7 @@
 
 import pytest
 
-from tests.conftest import add_test_cities
-from tests.stack import wait_for
+from tests.conftest import add_test_cities, wait_for_search_index
 
 
 @pytest.fixture
@@ -14,8 +13,5 @@ def three_cities(stack, clean_databases, services) -> list[int]:
         [("Alphaville", "FR", 48.8, 2.3, 120_000), ("Betaburg", "DE", 52.5, 13.4, 90_000),
          ("Gammaton", "US", 44.9, -93.2, 400_000)],
     )  # fmt: skip
-    wait_for(
-        lambda: services.call("directory.search_cities", "Gammaton")["results"],
-        what="the directory to know the test cities",
-    )
+    wait_for_search_index(services)
     return ids

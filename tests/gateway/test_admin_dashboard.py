@@ -113,7 +113,7 @@ def test_staff_see_feeds_queues_digests_and_subscribers(staff, stack, seeded):
     assert "&lt;script&gt;alert(&#34;feed&#34;)&lt;/script&gt;&lt;img src=x" in text
     assert "<script>alert" not in text and "<img src=x" not in text
     # Queues: straight from Redis.
-    for queue in ("directory", "blog", "notifier"):
+    for queue in ("directory", "blog", "notifier", "staff"):
         assert re.search(rf'<th scope="row">{queue}</th><td class="num">\d+</td>', text), queue
     # The newest digest period, and the counts.
     assert "weekly:2026-W48: started" in text

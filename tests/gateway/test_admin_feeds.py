@@ -175,3 +175,23 @@ def test_hostile_opml_through_the_admin_api_is_refused_clearly(
     not_text = upload(client, admin_headers, b"\xff\xfe<opml/>")
     assert not_text.status_code == 400 and "UTF-8" in not_text.json["error"]["message"]
     assert listed_feeds(client, admin_headers) == []
+
+
+def test_a_paused_feed_is_not_polled_until_staff_resume_it(client, admin_headers, two_feeds):
+    feed_id = two_feeds["feeds"]["gone"]
+    paused_url = f"/api/v1/admin/feeds/{feed_id}/paused"
+    paused = client.put(paused_url, json={"paused": True}, headers=admin_headers)
+    assert paused.status_code == 200, paused.json
+    assert paused.json["paused_at"] is not None
+    poll = client.post(f"/api/v1/admin/feeds/{feed_id}/poll", headers=admin_headers)
+    assert poll.status_code == 409 and "paused" in poll.json["error"]["message"]
+    assert client.put(paused_url, json={"paused": "yes"}, headers=admin_headers).status_code == 400
+    assert client.put(paused_url, json={"paused": False}).status_code == 401
+    assert client.put("/api/v1/admin/feeds/999999/paused", json={"paused": True},
+                      headers=admin_headers).status_code == 404  # fmt: skip
+
+    resumed = client.put(paused_url, json={"paused": False}, headers=admin_headers)
+    assert resumed.status_code == 200 and resumed.json["paused_at"] is None
+    assert (
+        client.post(f"/api/v1/admin/feeds/{feed_id}/poll", headers=admin_headers).status_code == 202
+    )

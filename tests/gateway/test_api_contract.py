@@ -95,9 +95,20 @@ def test_the_openapi_document_describes_every_route_and_the_error_shape(client, 
     spec = client.get("/api/openapi.json").json
     assert spec["openapi"].startswith("3.1")
     documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
-    # The site's own pages, feeds and files are not API (nor is the staff dashboard); the
-    # pages mail links lead to are.
-    site = ("openapi.", "pages.", "blog_pages.", "atom_feeds.", "assets.", "admin_dashboard.")
+    # The site's own pages, feeds and files are not API (nor are the staff dashboard and its
+    # sign-in pages, nor the
+    # WebSub callbacks hubs call); the pages mail links lead to are.
+    site = (
+        "openapi.",
+        "public.",
+        "assets.",
+        "admin_dashboard.",
+        "staff_pages.",
+        "workspace.",
+        "campaign_pages.",
+        "take_action.",
+        "websub.",
+    )
     for rule in gateway_app.url_map.iter_rules():
         if rule.endpoint.startswith(site):
             continue

@@ -44,6 +44,7 @@ ID_KINDS = {
     "post_id": "post",
     "feed_id": "feed",
     "partnership_id": "partnership",
+    "subscriber_id": "subscriber",
 }
 
 
@@ -110,7 +111,9 @@ def world(three_cities, client, services, redis_client, admin_headers) -> Iterat
         email = "reader@example.org"
         subscribed = client.post("/api/v1/subscriptions", json={"email": email})
         assert subscribed.status_code == 202, subscribed.json
+        subscriber = services.call("notifier.find_subscribers", q=email)["results"][0]
         ids = {
+            "subscriber": [subscriber["id"]],
             "city": cities,
             "partnership": [partnership.json["id"]],
             "feed": [feed.json["id"]],

@@ -17,6 +17,11 @@ pytestmark = pytest.mark.integration
 
 # Valid parts of a request to each operation that takes input; bad input replaces one part.
 # ``{city}`` and ``{sister}`` are filled in with cities the test makes.
+CAMPAIGN = {
+    "subject": "Act now",
+    "body": "Write to the **mayor**.",
+    "audience": {"city_ids": ["{city}"], "country_codes": ["FR"], "sisters": True},
+}
 VALID: dict[tuple[str, str], dict] = {
     ("GET", "/api/v1/cities"): {"query": {"q": "Alphaville", "country": "FR", "limit": "5"}},
     ("GET", "/api/v1/cities/{city_id}"): {"query": {"sort": "name"}},
@@ -35,10 +40,38 @@ VALID: dict[tuple[str, str], dict] = {
     ("POST", "/api/v1/admin/feeds"): {"json": {"url": "http://127.0.0.1:9/feed.xml"}},
     ("GET", "/api/v1/admin/digests/preview"): {"query": {"email": "ada@example.org"}},
     ("POST", "/api/v1/admin/digests/send"): {"json": {"frequency": "weekly"}},
+    ("GET", "/api/v1/admin/digests/unconfirmed"): {"query": {"period": "weekly:2026-W48"}},
+    ("GET", "/api/v1/admin/subscribers"): {"query": {"q": "ada@", "before": 10, "limit": 20}},
+    ("POST", "/api/v1/admin/digests/resend-unconfirmed"): {"json": {"period": "weekly:2026-W48"}},
     ("POST", "/api/v1/admin/partnerships/import"): {
         "files": {"file": "city_a,country_a,city_b,country_b\nAlphaville,France,Betaburg,Germany\n"}
     },
     ("DELETE", "/api/v1/admin/feeds/{feed_id}"): {"query": {"stories": "keep"}},
+    ("PUT", "/api/v1/admin/cities/{city_id}"): {
+        "json": {"population": 1000, "region": "Île-de-France", "alternate_names": ["Alpha"]}
+    },
+    # Merges the test's first city into its second: sent again, a 409.
+    ("POST", "/api/v1/admin/cities/{city_id}/merge"): {"json": {"into": "{sister}"}},
+    ("PUT", "/api/v1/admin/feeds/{feed_id}/cities"): {"json": {"city_ids": ["{city}"]}},
+    ("PUT", "/api/v1/admin/feeds/{feed_id}/paused"): {"json": {"paused": True}},
+    ("POST", "/api/v1/admin/posts/{post_id}/cities"): {"json": {"city_id": "{city}"}},
+    ("PUT", "/api/v1/admin/posts/{post_id}/hidden"): {"json": {"hidden": True}},
+    ("PUT", "/api/v1/admin/posts/{post_id}/featured"): {"json": {"featured": True}},
+    ("GET", "/api/v1/admin/campaigns"): {"query": {"status": "draft", "page": "1"}},
+    ("POST", "/api/v1/admin/campaigns"): {"json": CAMPAIGN},
+    ("PUT", "/api/v1/admin/campaigns/{campaign_id}"): {"json": CAMPAIGN},
+    ("GET", "/api/v1/admin/campaigns/{campaign_id}/preview"): {"query": {"email": "a@b.org"}},
+    ("POST", "/api/v1/admin/campaigns/{campaign_id}/test"): {"json": {"email": "a@b.org"}},
+    # A time far enough ahead that the beat never sends it.
+    ("POST", "/api/v1/admin/campaigns/{campaign_id}/send"): {
+        "json": {"at": "2099-01-01T09:00:00+00:00"}
+    },
+    ("GET", "/api/v1/admin/audit"): {"query": {"kind": "partnership", "id": "1", "limit": "5"}},
+    ("GET", "/api/v1/admin/staff/sessions"): {"query": {"staff_id": "1"}},
+    ("POST", "/api/v1/admin/staff"): {
+        "json": {"email": "eve@example.org", "role": "editor", "name": "Eve"}
+    },
+    ("PATCH", "/api/v1/admin/staff/{staff_id}"): {"json": {"role": "editor", "disabled": False}},
     # The blog fetches what it adds: the discard port, where nothing answers.
     ("POST", "/api/v1/admin/feeds/opml"): {
         "files": {
@@ -223,10 +256,15 @@ def api(three_cities, client, admin_headers, gateway_app) -> Iterator[Api]:
         headers=admin_headers,
     )
     assert made.status_code == 201, made.json
+    campaign = client.post(
+        "/api/v1/admin/campaigns", json=_fill(CAMPAIGN, {"city_id": city}), headers=admin_headers
+    )
+    assert campaign.status_code == 201, campaign.json
     ids = {
         "city_id": city,
         "sister_id": sister,
         "partnership_id": made.json["id"],
+        "campaign_id": campaign.json["id"],
         "service": "directory",
     }
     yield Api(client, admin_headers, ids, gateway_app.config["MAX_CONTENT_LENGTH"])
@@ -333,6 +371,18 @@ WRONG_TYPES = {
 }
 
 
+def _wrong_values(schema: dict) -> list:
+    """Values of another type than the schema's; text in a list is right for a list of names."""
+    wrong = WRONG_TYPES.get(_json_type(schema), [])
+    if _json_type(schema.get("items") or {}) == "string":
+        wrong = [value for value in wrong if not _texts(value)]
+    return wrong
+
+
+def _texts(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 def _json_type(schema: dict) -> str | None:
     kinds = schema.get("type")
     kinds = [kinds] if isinstance(kinds, str) else kinds or []
@@ -345,7 +395,7 @@ def test_wrong_types_are_400s_that_name_the_field(api, operations, subtests):
             if op.body_kind == "json":
                 body = api.valid_parts(op)["json"]
                 for name, schema in op.body_properties.items():
-                    for wrong in WRONG_TYPES.get(_json_type(schema), []):
+                    for wrong in _wrong_values(schema):
                         response = api.send(op, json={**body, name: wrong})
                         error = assert_error(
                             op, response, 400, "invalid_request", f"{name}={wrong}"

@@ -5,7 +5,7 @@ import uuid
 import pytest
 import redis
 
-from services.gateway.rate_limits import RateLimiter, parse_rules
+from services.gateway.web.rate_limits import RateLimiter, parse_rules
 
 BUDGETS = {"search": "3/second;5/minute", "send": "1/hour"}
 

@@ -42,12 +42,18 @@ def two_cities(clean_databases, services):
         [("Ruritania Falls", "US", 40.0, -100.0, 50_000),
          ("Zenda Springs", "CZ", 50.0, 15.0, 20_000)],
     )  # fmt: skip
-    # The workers' search index reloads in the background: wait until it knows them.
+    # The story's cities are matched from the directory as it is (the background lane's
+    # worker catches up first: tests/directory/test_index_holder.py); a visitor's search may be
+    # a second behind, so wait for it.
     wait_for(
         lambda: services.call("directory.search_cities", "Zenda Springs")["results"],
-        what="the directory to know the test cities",
+        what="the directory's interactive lane to know the test cities",
     )
     return sorted(ids)
+
+
+def linked_cities(client) -> list[list[int]]:
+    return [post["city_ids"] for post in posts(client)]
 
 
 def posts(client, **query) -> list[dict]:
@@ -75,7 +81,7 @@ def test_a_registered_feed_becomes_linked_announced_stories(
         == 409
     )
 
-    wait_for(lambda: [p["city_ids"] for p in posts(client)] == [two_cities],
+    wait_for(lambda: linked_cities(client) == [two_cities],
              what="the story to be stored and linked to both cities")  # fmt: skip
     (story,) = posts(client)
     assert story["url"] == "https://medium.com/sister-cities/renewed-ties-0123456789ab"
@@ -116,6 +122,57 @@ def test_a_registered_feed_becomes_linked_announced_stories(
     assert client.get("/api/v1/admin/feeds", headers=admin_headers).json["results"] == []
     assert len(posts(client)) == 1  # its stories stay
     assert client.post("/api/v1/admin/feeds/999/poll", headers=admin_headers).status_code == 404
+
+
+def test_a_city_added_after_its_story_gets_the_story(
+    client, stack, admin_headers, clean_databases, feed_server, two_cities
+):
+    """A town the directory did not know when its story was linked: once it is added (and
+    ``directory.cities_changed`` says so), the blog asks again and the story joins its page;
+    the story is announced again once, and not for a change that leaves its cities alone."""
+    feed = FEED.replace("visited Zenda Springs.", "visited Zenda Springs and Strelsau Harbour.")
+    url = feed_server.serve("/feed/late-town", feed)
+    response = client.post("/api/v1/admin/feeds", json={"url": url}, headers=admin_headers)
+    assert response.status_code == 201, response.json
+    wait_for(lambda: linked_cities(client) == [two_cities],
+             what="the story to be linked to the two cities the directory knows")  # fmt: skip
+
+    late_town = ("Strelsau Harbour", "DE", 52.0, 11.0, 30_000)
+    (strelsau,) = add_test_cities(clean_databases["directory"], [late_town], announce=True)
+    wait_for(lambda: linked_cities(client) == [sorted([*two_cities, strelsau])],
+             what="the story to be linked to the town added after it")  # fmt: skip
+    assert [p["title"] for p in posts(client, city_id=strelsau)] == [
+        "Ruritania Falls and Zenda Springs renew their ties"
+    ]
+    assert outbox_count(clean_databases, "blog.post_updated") == 1
+
+    add_test_cities(clean_databases["directory"], [("Elsewhere Town", "FR", 45.0, 2.0, 9_000)],
+                    announce=True)  # fmt: skip
+    seen = "SELECT max(version) FROM directory_seen"
+    linked_at_latest = (
+        "SELECT count(*) FROM posts"
+        " WHERE linked_version >= (SELECT max(version) FROM directory_seen)"
+    )
+    wait_for(lambda: count_rows(clean_databases["blog"], linked_at_latest) == 1,
+             what="the story to be linked again from the newest directory")  # fmt: skip
+    assert count_rows(clean_databases["blog"], seen) > 0
+    assert outbox_count(clean_databases, "blog.post_updated") == 1  # same cities: no news
+
+
+def test_hiding_a_removed_feeds_stories_withdraws_them_from_the_notifier(
+    client, stack, admin_headers, clean_databases, feed_server
+):
+    url = feed_server.serve("/feed/sister-cities", FEED)
+    feed = client.post("/api/v1/admin/feeds", json={"url": url}, headers=admin_headers).json
+    notifier = clean_databases["notifier"]
+    wait_for(lambda: count_rows(notifier, "SELECT count(*) FROM stories") == 1,
+             what="the notifier to hold the announced story")  # fmt: skip
+    removed = client.delete(f"/api/v1/admin/feeds/{feed['id']}?stories=hide", headers=admin_headers)
+    assert removed.json == {"deleted": feed["id"], "stories_hidden": 1}
+    wait_for(lambda: count_rows(notifier, "SELECT count(*) FROM stories") == 0,
+             what="the notifier to drop the hidden story")  # fmt: skip
+    assert count_rows(notifier, "SELECT count(*) FROM hidden_stories") == 1
+    assert outbox_count(clean_databases, "blog.post_hidden") == 1
 
 
 def test_feeds_admin_needs_the_token_and_valid_input(client, stack, admin_headers, clean_databases):

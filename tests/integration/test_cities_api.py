@@ -3,8 +3,8 @@ cached in Redis and invalidated when the directory changes."""
 
 import pytest
 
-from services.gateway.cities import CityDetailOut, SearchOut, SuggestionsOut
-from tests.conftest import add_test_cities
+from services.gateway.api.cities import CityDetailOut, SearchOut, SuggestionsOut
+from tests.conftest import add_test_cities, wait_for_search_index
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
@@ -18,7 +18,7 @@ PLACES = [
 
 
 @pytest.fixture
-def places(clean_databases, stack):
+def places(clean_databases, stack, services):
     ids = dict(
         zip(
             [p[0] for p in PLACES],
@@ -26,6 +26,7 @@ def places(clean_databases, stack):
             strict=True,
         )
     )
+    wait_for_search_index(services)
     yield ids
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from shared.celery_app import make_celery
 from shared.relay import OutboxRelay
 from tests.conftest import add_test_cities, count_rows
-from tests.stack import wait_for
+from tests.stack import duplicates_dropped, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +168,7 @@ def test_events_sent_but_not_marked_are_sent_again_and_handled_once(
     """The one window a relay crash can hit: the events reached the queue, but the relay died
     before recording that. They are sent again; the notifier drops the second copies."""
     stack.stop("relay")
-    duplicates_before = stack.log("notifier").count("event_duplicate")
+    duplicates_before = duplicates_dropped(stack.log("notifier"))
     try:
         cities = add_cities(clean_databases["directory"], 10)
         _create_partnerships(client, admin_headers, cities)
@@ -194,7 +194,7 @@ def test_events_sent_but_not_marked_are_sent_again_and_handled_once(
         what="the relay to send the events again",
     )
     wait_for(
-        lambda: stack.log("notifier").count("event_duplicate") - duplicates_before == 5,
+        lambda: duplicates_dropped(stack.log("notifier")) - duplicates_before == 5,
         timeout=10,
         what="the notifier to receive the second copies",
     )

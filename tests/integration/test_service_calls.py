@@ -28,7 +28,7 @@ def test_readyz_reports_redis_and_every_service(client, stack):
     body = response.json
     assert body["status"] == "ready"
     assert body["redis"]["status"] == "ok"
-    assert set(body["services"]) == {"directory", "blog", "notifier"}
+    assert set(body["services"]) == {"directory", "blog", "notifier", "staff"}
     for entry in body["services"].values():
         assert entry["status"] == "ok"
         assert 0 < entry["ms"] < TIMEOUT * 1000

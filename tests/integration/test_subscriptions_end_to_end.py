@@ -1,18 +1,23 @@
 """Subscribing end to end with real workers and a real SMTP server: the confirmation mail, its
 link followed through the gateway, a digest sent on staff's request with the news the blog
-announced, one-click unsubscribe from the digest's own header, and bad input refused."""
+announced, one-click unsubscribe from the digest's own header, bad input refused, and
+staff's re-send of a digest sent and never acknowledged."""
 
 import re
+from datetime import timedelta
 
 import pytest
 
 from shared.events import publish
 from tests.conftest import count_rows
+from tests.notifier.conftest import add_unconfirmed_digest
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
 BASE = "http://sistercities.test"
+# What a browser sends with a form from this site's own page (the public forms carry no token).
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
 
 def link_path(text: str, kind: str) -> str:
@@ -204,17 +209,17 @@ def confirmed_subscriber(client, mail_sink, address: str, city_ids: list[int]) -
 
 
 def test_a_confirmed_subscriber_who_follows_a_city_gets_a_link_that_adds_it(
-    client, stack, clean_databases, mail_sink
+    gateway_app, stack, clean_databases, mail_sink
 ):
     address = "ada@example.org"
-    confirmed_subscriber(client, mail_sink, address, [5])
-    # The city page's form, as a confirmed subscriber would send it; the page answers as it
-    # does for anyone, and this time a mail really follows.
+    confirmed_subscriber(gateway_app.test_client(), mail_sink, address, [5])
+    # The city page's form, as a confirmed subscriber would send it from another browser;
+    # the page answers as it does for anyone, and this time a mail really follows.
+    client = gateway_app.test_client()
     with clean_databases["notifier"].begin() as connection:
         connection.exec_driver_sql("UPDATE subscribers SET confirmation_sent_at = NULL")
-    page = client.get("/subscribe")
     form = {"email": address, "frequency": "weekly", "city_ids": "6"}
-    answer = client.post("/subscribe", data={**form, "csrf_token": csrf_token_of(page)})
+    answer = client.post("/subscribe", data=form)
     assert answer.status_code == 303
     wait_for(lambda: mail_sink.to(address), what="the follow mail")
     (follow_mail,) = mail_sink.to(address)
@@ -230,6 +235,33 @@ def test_a_confirmed_subscriber_who_follows_a_city_gets_a_link_that_adds_it(
     assert client.post(path + "x", data={"csrf_token": csrf_token_of(asked)}).status_code == 400
 
 
+def test_the_browser_that_just_opened_its_link_adds_a_city_at_once(
+    client, gateway_app, stack, clean_databases, mail_sink
+):
+    address, other = "ada@example.org", "grace@example.org"
+    confirmed_subscriber(gateway_app.test_client(), mail_sink, other, [5])
+    confirmed_subscriber(client, mail_sink, address, [5])
+    with clean_databases["notifier"].begin() as connection:
+        connection.exec_driver_sql("UPDATE subscribers SET confirmation_sent_at = NULL")
+    form = {"email": "ada@EXAMPLE.org", "frequency": "weekly", "city_ids": "6"}
+    answer = client.post("/subscribe", data=form, headers=SAME_ORIGIN)
+    assert answer.status_code == 200 and "Added to your digest" in answer.text
+    preferences = re.search(r'href="(/preferences/[^"]+)"', answer.text).group(1)
+    followed = client.get(preferences).text
+    assert 'name="city_ids" value="5"' in followed and 'name="city_ids" value="6"' in followed
+    with clean_databases["notifier"].connect() as connection:
+        mailed = connection.exec_driver_sql(
+            "SELECT email FROM subscribers WHERE confirmation_sent_at IS NOT NULL"
+        ).all()
+    assert mailed == []  # no link mail asked for
+
+    # Another address typed in this browser goes the usual way: a mail to that address.
+    form = {**form, "email": other, "city_ids": "7"}
+    usual = client.post("/subscribe", data=form, headers=SAME_ORIGIN)
+    assert usual.status_code == 303
+    wait_for(lambda: mail_sink.to(other), what="the follow mail to the other address")
+
+
 def test_a_lost_preferences_link_is_mailed_to_a_confirmed_address_only(
     client, stack, clean_databases, mail_sink
 ):
@@ -238,10 +270,24 @@ def test_a_lost_preferences_link_is_mailed_to_a_confirmed_address_only(
     with clean_databases["notifier"].begin() as connection:
         connection.exec_driver_sql("UPDATE subscribers SET confirmation_sent_at = NULL")
     page = client.get("/subscribe")
-    assert "Email me my preferences link" in page.text
+    assert "Email me my preferences link" in page.text and "csrf_token" not in page.text
+    # Sent from another site, the form is refused and nothing is mailed.
+    for forged in (
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+    ):
+        refused = client.post(
+            "/subscribe/preferences-link", data={"email": address}, headers=forged
+        )
+        assert refused.status_code == 403 and "did not come from this site" in refused.text
+    with clean_databases["notifier"].connect() as connection:
+        asked = connection.exec_driver_sql(
+            "SELECT count(*) FROM subscribers WHERE confirmation_sent_at IS NOT NULL"
+        ).scalar_one()
+    assert asked == 0
     answers = [
-        client.post("/subscribe/preferences-link",
-                    data={"email": who, "csrf_token": csrf_token_of(page)})
+        client.post("/subscribe/preferences-link", data={"email": who}, headers=SAME_ORIGIN)
         for who in ("nobody@example.org", address)
     ]  # fmt: skip
     # The same answer whether the address is subscribed or not.
@@ -253,6 +299,40 @@ def test_a_lost_preferences_link_is_mailed_to_a_confirmed_address_only(
     text = mail_sink.to(address)[0].message.get_body(("plain",)).get_content()
     assert client.get(link_path(text, "preferences")).status_code == 200
     assert mail_sink.to("nobody@example.org") == []
-    form = {"email": "not-an-address", "csrf_token": csrf_token_of(page)}
-    bad = client.post("/subscribe/preferences-link", data=form)
+    bad = client.post("/subscribe/preferences-link", data={"email": "not-an-address"})
     assert bad.status_code == 400 and "not a valid email address" in bad.text
+
+
+def test_staff_see_and_resend_digests_sent_and_not_acknowledged(
+    client, stack, admin_headers, clean_databases, mail_sink
+):
+    period = "weekly:2026-W48"
+    message_id = add_unconfirmed_digest(
+        clean_databases["notifier"], "lost@example.org", period, timedelta(minutes=10)
+    )
+    listed = client.get("/api/v1/admin/digests/unconfirmed", headers=admin_headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.json["total"] == 1 and listed.json["settling_minutes"] == 5
+    (each,) = listed.json["periods"]
+    assert (each["period"], each["count"]) == (period, 1)
+    assert each["deliveries"][0]["message_id"] == message_id
+    other = client.get("/api/v1/admin/digests/unconfirmed?period=daily:2026-11-28",
+                       headers=admin_headers)  # fmt: skip
+    assert other.json["total"] == 0
+    bad = client.get("/api/v1/admin/digests/unconfirmed?period=W48", headers=admin_headers)
+    assert bad.status_code == 400
+
+    url = "/api/v1/admin/digests/resend-unconfirmed"
+    response = client.post(url, json={"period": period}, headers=admin_headers)
+    assert response.status_code == 200, response.text
+    assert response.json == {"period": period, "resent": 1, "skipped": 0, "failed": 0}
+    (mail,) = mail_sink.to("lost@example.org")
+    assert mail.message["Message-ID"] == message_id
+    assert (
+        "Lyon and Beersheba sign their charter" in mail.message.get_body(("plain",)).get_content()
+    )
+    again = client.post(url, json={"period": period}, headers=admin_headers)
+    assert again.json["resent"] == 0 and len(mail_sink.received) == 1
+    listed = client.get("/api/v1/admin/digests/unconfirmed", headers=admin_headers)
+    assert listed.json == {"total": 0, "settling_minutes": 5, "periods": []}
+    assert client.post(url, json={}, headers=admin_headers).status_code == 400

@@ -89,7 +89,8 @@ def test_the_mailto_of_a_received_mail_unsubscribes_its_subscriber(
         lambda: count_rows(clean_databases["notifier"], status, status="unsubscribed") == 1,
         what="the worker to unsubscribe the subscriber",
     )
-    assert "unsubscribed_by_mail" in stack.log("notifier")
+    # The worker commits, then logs: the line may come a moment after the row changed.
+    wait_for(lambda: "unsubscribed_by_mail" in stack.log("notifier"), what="the worker's log")
     mailbox_log = stack.log("mailbox")
     assert "mail_unsubscribe_handed_over" in mailbox_log
     assert "unrecognised" in mailbox_log and "(peer)" in mailbox_log

@@ -20,8 +20,8 @@ from services.notifier.tokens import purpose_key
 from shared.db import session_scope
 from shared.events import utcnow
 from tests.notifier.conftest import KEY
-from tests.notifier.test_deliveries import add_subscriber, news, run, story
 from tests.notifier.test_mailbox import Running, settings_for
+from tests.notifier.test_sending import add_subscriber, news, run, story
 from tests.stack import free_port
 
 DOMAIN = "sister.example"

@@ -9,6 +9,7 @@ from sqlalchemy import insert
 
 from services.notifier.models import Story, Subscriber
 from shared.events import utcnow
+from tests.notifier.conftest import add_unconfirmed_digest
 
 
 def sistercities(env, *args) -> subprocess.CompletedProcess:
@@ -42,3 +43,39 @@ def test_stats_and_preview(stack_env, clean_databases):
 
     unknown = sistercities(stack_env, "notifier", "preview", "nobody@example.org")
     assert unknown.returncode == 1 and "no subscriber" in unknown.stderr
+
+
+def test_digests_sent_and_not_acknowledged_are_listed_and_resent_by_staff(
+    stack_env, clean_databases, mail_sink
+):
+    period = "weekly:2026-W48"
+    message_id = add_unconfirmed_digest(
+        clean_databases["notifier"], "lost@example.org", period, timedelta(minutes=10)
+    )
+
+    listed = sistercities(stack_env, "notifier", "digests", "unconfirmed")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{period}: 1 sent, not acknowledged" in listed.stdout and message_id in listed.stdout
+    other = sistercities(
+        stack_env, "notifier", "digests", "unconfirmed", "--period", "daily:2026-11-28"
+    )
+    assert other.stdout.strip() == "no digest sent and not acknowledged"
+    bad = sistercities(stack_env, "notifier", "digests", "unconfirmed", "--period", "W48")
+    assert bad.returncode == 1 and "period must read" in bad.stderr
+
+    resend = ["notifier", "digests", "resend-unconfirmed", "--period", period]
+    declined = subprocess.run(
+        [sys.executable, "-m", "sistercities", *resend], env=stack_env, input="n\n",
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert declined.returncode == 1 and "Send 1 digest of weekly:2026-W48 again" in declined.stdout
+    assert mail_sink.received == []
+
+    sent = sistercities(stack_env, *resend, "--yes")
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.splitlines()[-1].startswith("1 re-sent, 0 skipped")
+    (mail,) = mail_sink.to("lost@example.org")
+    assert mail.message["Message-ID"] == message_id
+    again = sistercities(stack_env, *resend, "--yes")
+    assert again.stdout.splitlines()[-1] == f"no digest of {period} sent and not acknowledged"
+    assert len(mail_sink.received) == 1

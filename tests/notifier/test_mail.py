@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import dkim
 import pytest
 
-from services.notifier import deliveries, digests, mail
-from services.notifier.models import Delivery, Subscriber
+from services.notifier import digests, emails, mail, senders
+from services.notifier.models import Subscriber
 from shared.events import utcnow
 
 HEADERS = mail.ListHeaders(mail.feedback_id("test", "once"))
@@ -43,14 +43,14 @@ def unsubscribe_links(data: bytes) -> tuple[str, str]:
 
 
 def test_each_filled_digest_carries_its_subscribers_own_mailto(mail_settings, tokens):
-    template = deliveries.render_digest(a_digest(), subscriber(1, "x@example.org"), mail_settings)
+    template = emails.render_digest(a_digest(), subscriber(1, "x@example.org"), mail_settings)
     assert template.usable
     readers = {7: "ada@example.org", 8: "bob@example.org"}
     mailtos = set()
     for subscriber_id, address in readers.items():
-        delivery = Delivery(message_id=f"<digest.{subscriber_id}@sister.example>")
-        data = deliveries.personalize(
-            template, subscriber(subscriber_id, address), delivery, mail_settings
+        message_id = f"<digest.{subscriber_id}@sister.example>"
+        data = emails.personalize(
+            template, subscriber(subscriber_id, address), message_id, mail_settings
         )
         link, mailto = unsubscribe_links(data)
         token = link.rsplit("/", 1)[1]
@@ -69,11 +69,11 @@ def test_each_filled_digest_carries_its_subscribers_own_mailto(mail_settings, to
 
 def test_the_slow_path_writes_the_same_personal_header(mail_settings):
     ada = subscriber(7, "ada@example.org")
-    delivery = Delivery(message_id="<digest.7@sister.example>")
-    template = deliveries.render_digest(a_digest(), ada, mail_settings)
-    filled = deliveries.personalize(template, ada, delivery, mail_settings)
+    message_id = "<digest.7@sister.example>"
+    template = emails.render_digest(a_digest(), ada, mail_settings)
+    filled = emails.personalize(template, ada, message_id, mail_settings)
     template.usable = False  # as if the encoder had split a mark
-    built = deliveries.personalize(template, ada, delivery, mail_settings)
+    built = emails.personalize(template, ada, message_id, mail_settings)
     assert header_line(built, b"List-Unsubscribe") == header_line(filled, b"List-Unsubscribe")
     assert unsubscribe_links(built)[1].startswith("mailto:unsubscribe@sister.example?subject=")
 
@@ -127,10 +127,10 @@ def published(name: bytes, timeout: int = 5) -> bytes | None:
 
 def a_filled_digest(mail_settings) -> bytes:
     ada = subscriber(7, "ada@example.org")
-    template = deliveries.render_digest(a_digest(), ada, mail_settings)
+    template = emails.render_digest(a_digest(), ada, mail_settings)
     assert template.usable
-    delivery = Delivery(message_id="<digest.weekly.2026-W48.7@sister.example>")
-    return deliveries.personalize(template, ada, delivery, mail_settings)
+    message_id = "<digest.weekly.2026-W48.7@sister.example>"
+    return emails.personalize(template, ada, message_id, mail_settings)
 
 
 def test_a_digest_names_its_list_and_its_feedback_id(mail_settings):
@@ -141,7 +141,7 @@ def test_a_digest_names_its_list_and_its_feedback_id(mail_settings):
 
 def test_a_filled_digest_is_dkim_signed_and_verifies_where_it_is_received(sink, mail_settings):
     signer = mail.DkimSigner(DKIM_KEY.read_bytes(), "sc2026", "sister.example")
-    with mail.SmtpSender(sink.url, signer=signer) as sender:
+    with senders.SmtpSender(sink.url, signer=signer) as sender:
         sender.send("news@sister.example", "ada@example.org", a_filled_digest(mail_settings))
     (received,) = sink.to("ada@example.org")
     assert received.data.startswith(b"DKIM-Signature: ")
@@ -155,8 +155,28 @@ def test_a_filled_digest_is_dkim_signed_and_verifies_where_it_is_received(sink, 
     assert forged != received.data and not dkim.verify(forged, dnsfunc=published)
 
 
+def test_the_openssl_rsa_signs_byte_for_byte_as_dkimpys_own_and_is_what_dkimpy_calls(
+    mail_settings,
+):
+    """dkimpy's RSA step is replaced by OpenSSL's (mail.openssl_rsassa_sign): an upgrade of
+    dkimpy that renames the step or changes what it takes fails here."""
+    import hashlib
+
+    from dkim.crypto import RSASSA_PKCS1_v1_5_sign, parse_pem_private_key
+
+    signer = mail.DkimSigner(DKIM_KEY.read_bytes(), "sc2026", "sister.example")
+    assert dkim.RSASSA_PKCS1_v1_5_sign is mail.openssl_rsassa_sign
+    key = parse_pem_private_key(DKIM_KEY.read_bytes())
+    for method in (hashlib.sha256, hashlib.sha1):
+        for text in (b"", b"a digest", bytes(range(256)) * 40):
+            assert mail.openssl_rsassa_sign(method(text), key) == RSASSA_PKCS1_v1_5_sign(
+                method(text), key
+            )
+    assert dkim.verify(signer.sign(a_filled_digest(mail_settings)), dnsfunc=published)
+
+
 def test_without_a_key_nothing_is_signed(sink, mail_settings):
-    with mail.SmtpSender(sink.url) as sender:
+    with senders.SmtpSender(sink.url) as sender:
         sender.send("news@sister.example", "ada@example.org", a_filled_digest(mail_settings))
     (received,) = sink.to("ada@example.org")
     assert b"DKIM-Signature" not in received.data

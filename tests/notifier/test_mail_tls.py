@@ -9,7 +9,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from services.notifier.mail import SmtpSender
+from services.notifier.senders import SmtpSender
 from tests.mail_sink import MailSink
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"

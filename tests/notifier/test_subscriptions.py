@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from services.notifier import subscriptions
+from services.notifier import stats, subscriptions
 from services.notifier.models import Subscriber
 from shared.db import session_scope
 from shared.errors import InvalidInput
@@ -87,9 +87,12 @@ def test_a_follow_link_adds_its_cities_once_and_only_for_its_subscriber(notifier
             subscriber, added = subscriptions.follow(session, tokens, token)
             assert (subscriber.city_ids, added) == ([1, 3, 9], [9])
     other = tokens.make("follow", subscriber_id, "eve@example.org", city_ids=[9])
+    # A changed character of the signature, not its last: the last carries two bits base64
+    # ignores, so "...xw" and "...xx" are the same signature.
+    tampered = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
     for bad in (
         other,
-        token[:-2] + "xx",
+        tampered,
         tokens.make("preferences", subscriber_id, "ada@example.org"),
     ):
         with notifier_sessions() as session, pytest.raises(InvalidInput):
@@ -104,6 +107,33 @@ def test_a_follow_link_does_nothing_once_its_subscriber_unsubscribed(notifier_se
         subscriptions.unsubscribe(session, tokens, unsubscribe, utcnow())
     with notifier_sessions() as session, pytest.raises(InvalidInput, match="no longer works"):
         subscriptions.follow(session, tokens, token)
+
+
+def test_a_recent_links_token_adds_cities_at_once_only_for_its_own_confirmed_address(
+    notifier_sessions, tokens
+):
+    subscriber_id = confirmed(notifier_sessions, tokens, cities=[1])
+    token = tokens.make("preferences", subscriber_id, "ada@example.org")
+    with session_scope(notifier_sessions) as session:
+        subscriber, added = subscriptions.follow_now(
+            session, tokens, token, " ada@EXAMPLE.org ", [9, 1]
+        )
+        assert (subscriber.city_ids, added) == ([1, 9], [1, 9])
+    unsubscribe = tokens.make("unsubscribe", subscriber_id, "ada@example.org")
+    for bad_token, address, cities in (
+        (token, "eve@example.org", [7]),  # another address: the mail way
+        (token, "not an address", [7]),
+        (token, "ada@example.org", []),
+        (unsubscribe, "ada@example.org", [7]),  # a token of another purpose
+        (token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:], "ada@example.org", [7]),
+    ):
+        with session_scope(notifier_sessions) as session:
+            assert subscriptions.follow_now(session, tokens, bad_token, address, cities) is None
+    with session_scope(notifier_sessions) as session:
+        subscriptions.unsubscribe(session, tokens, unsubscribe, utcnow())
+    with session_scope(notifier_sessions) as session:
+        assert subscriptions.follow_now(session, tokens, token, "ada@example.org", [7]) is None
+        assert session.get(Subscriber, subscriber_id).city_ids == [1, 9]
 
 
 def test_a_subscriber_who_gets_all_the_news_is_told_so_rather_than_narrowed(
@@ -197,8 +227,8 @@ def test_unsubscribe_and_preferences(notifier_sessions, tokens):
         assert (subscriber.status, subscriber.frequency, subscriber.city_ids) == (
             "unsubscribed", "daily", [2, 7],
         )  # fmt: skip
-        stats = subscriptions.stats(session)
-    assert stats["by_status"] == {"unsubscribed": 1} and stats["total"] == 1
+        counts = stats.subscribers(session)
+    assert counts["by_status"] == {"unsubscribed": 1} and counts["total"] == 1
 
 
 def test_a_confirmation_link_confirms_once_and_its_second_use_changes_nothing(

@@ -14,12 +14,8 @@ from sqlalchemy.orm import Session
 
 from services.blog.parser import NotAFeed, parse_feed
 from services.blog.posts import post_from_entry
-from services.directory.partnerships_import import (
-    ImportReport,
-    RowError,
-    import_partnerships,
-    read_rows,
-)
+from services.directory.partnership_csv import ReadingReport, RowError, read_rows
+from services.directory.partnerships_import import import_partnerships
 from services.directory.search import search
 from shared.errors import InvalidInput
 from shared.events import utcnow
@@ -137,8 +133,8 @@ def csv_files(draw) -> str:
     return "\n".join([header, *rows])
 
 
-def _read(text: str) -> ImportReport:
-    report = ImportReport()
+def _read(text: str) -> ReadingReport:
+    report = ReadingReport()
     try:
         list(read_rows(text, report))
     except RowError as refusal:

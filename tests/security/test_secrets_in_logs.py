@@ -42,3 +42,43 @@ def test_no_secret_or_signed_token_is_logged(
     for process, log in logs.items():
         for what, value in secrets.items():
             assert value not in log, f"{what} is in the {process} log"
+
+
+def test_no_staff_password_sign_in_link_or_session_id_is_logged(
+    gateway_app, stack, clean_databases, mail_sink, capsys
+):
+    from tests.integration.test_staff_end_to_end import (
+        PASSWORD,
+        add_member,
+        ask,
+        csrf_of,
+        sign_in_with_password,
+    )
+
+    add_member(clean_databases, "quiet.staff@example.org", "admin", "Quiet Staff", PASSWORD)
+    by_password = sign_in_with_password(gateway_app, "quiet.staff@example.org")
+    session_token = by_password.get_cookie("staff_session").value
+    assert by_password.get("/api/v1/admin/staff/me").status_code == 200
+    ask(gateway_app.test_client(), "quiet.staff@example.org", "a wrong passphrase here")
+
+    by_link = gateway_app.test_client()
+    ask(by_link, "quiet.staff@example.org")
+    mail = wait_for(lambda: mail_sink.to("quiet.staff@example.org"), what="the sign-in mail")
+    link = re.search(r"/staff/sign-in/[A-Za-z0-9_-]+", mail[0].message.get_body(("plain",))
+                     .get_content()).group(0)  # fmt: skip
+    by_link.post(link, data={"csrf_token": csrf_of(by_link.get(link))})
+    link_session = by_link.get_cookie("staff_session").value
+
+    secrets = {
+        "password": PASSWORD,
+        "wrong password": "a wrong passphrase here",
+        "session id": session_token,
+        "link token": link.rsplit("/", 1)[1],
+        "session id from the link": link_session,
+    }
+    captured = capsys.readouterr()
+    logs = {"gateway": captured.out + captured.err}
+    logs.update({name: stack.log(name) for name in stack.processes})
+    for process, log in logs.items():
+        for what, value in secrets.items():
+            assert value not in log, f"{what} is in the {process} log"

@@ -1,24 +1,40 @@
-"""What protects the site: headers and a strict CSP, CSRF tokens on forms, rate limits in
-Redis, fingerprinted files, body limits. The subscribe form runs against the real notifier."""
+"""What protects the site: headers and a strict CSP, CSRF protection on forms (the public
+forms by where the browser says they come from, the others by a token), rate limits in Redis,
+fingerprinted files, body limits. The subscribe form runs against the real notifier."""
 
 import random
 import re
 
 import pytest
+from flask import Flask, request
 
 from services.gateway.app import create_app
 from services.gateway.config import GatewaySettings
-from services.gateway.security import CONTENT_SECURITY_POLICY
+from services.gateway.web.security import CONTENT_SECURITY_POLICY, from_this_site
+from tests.conftest import count_rows
 from tests.stack import wait_for
 
 pytestmark = pytest.mark.integration
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
-
-
-def csrf_token(client, path: str = "/subscribe") -> str:
-    html = client.get(path, headers=BROWSER).text
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+# The test client's own origin is http://localhost; the settings' PUBLIC_BASE_URL is
+# http://sistercities.test.
+FROM_ANOTHER_SITE = [
+    {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    # The browser's word comes first: an Origin that looks like ours does not outweigh it.
+    {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"},
+    {"Sec-Fetch-Site": "same-site", "Origin": "http://shop.localhost"},
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Origin": "https://localhost"},  # another scheme is another origin
+]
+FROM_THIS_SITE = [
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+    {"Sec-Fetch-Site": "none"},
+    {"Origin": "http://localhost"},
+    {"Origin": "http://sistercities.test"},
+    {},  # not a browser: nothing a forged cross-site form could send
+]
 
 
 @pytest.mark.parametrize("path", ["/", "/subscribe", "/api/v1/posts", "/healthz", "/no/such"])
@@ -32,28 +48,54 @@ def test_every_response_carries_the_security_headers(client, path):
     assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
 
 
-def test_the_subscribe_form_needs_its_csrf_token(client, stack, clean_databases, mail_sink):
-    address = "forged@example.org"
-    forged = client.post("/subscribe", data={"email": address}, headers=BROWSER)
-    assert forged.status_code == 400 and "reload the page" in forged.text
-    wrong = client.post(
-        "/subscribe", data={"email": address, "csrf_token": "made-up"}, headers=BROWSER
-    )
-    assert wrong.status_code == 400
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [(h, False) for h in FROM_ANOTHER_SITE] + [(h, True) for h in FROM_THIS_SITE],
+)
+def test_where_a_public_form_comes_from_is_what_the_browser_says(headers, allowed):
+    app = Flask(__name__)
+    with app.test_request_context("/subscribe", method="POST", headers=headers):
+        assert from_this_site(request, "http://sistercities.test") is allowed
 
-    token = csrf_token(client)
-    sent = client.post(
-        "/subscribe",
-        data={"email": "Ada@Example.org", "frequency": "daily", "city_ids": ["7", "8"],
-              "csrf_token": token},
-        headers=BROWSER,
-    )  # fmt: skip
-    assert sent.status_code == 303
-    assert sent.headers["Location"].endswith("/subscribe/check-your-inbox")
-    assert "Check your inbox" in client.get(sent.headers["Location"], headers=BROWSER).text
-    mail = wait_for(lambda: mail_sink.to("Ada@example.org"), what="the confirmation mail")
-    assert len(mail) == 1
-    assert not mail_sink.to(address)
+
+def test_a_public_form_sent_from_another_site_is_refused_and_changes_nothing(
+    client, stack, clean_databases, mail_sink
+):
+    forged = "forged@example.org"
+    for headers in FROM_ANOTHER_SITE:
+        refused = client.post(
+            "/subscribe",
+            data={"email": forged, "frequency": "daily"},
+            headers={**BROWSER, **headers},
+        )
+        assert refused.status_code == 403, headers
+        assert "did not come from this site" in refused.text
+
+    # The page's own form carries no token: from this site, or from no browser, it works.
+    addresses = [f"ada{n}@example.org" for n in range(len(FROM_THIS_SITE))]
+    for address, headers in zip(addresses, FROM_THIS_SITE, strict=True):
+        sent = client.post(
+            "/subscribe",
+            data={"email": address, "frequency": "daily", "city_ids": ["7", "8"]},
+            headers={**BROWSER, **headers},
+        )
+        assert sent.status_code == 303, headers
+        assert sent.headers["Location"].endswith("/subscribe/check-your-inbox")
+    for address in addresses:
+        wait_for(lambda address=address: mail_sink.to(address), what="the confirmation mail")
+    assert not mail_sink.to(forged)
+    subscribers = "SELECT count(*) FROM subscribers WHERE email = :email"
+    assert count_rows(clean_databases["notifier"], subscribers, email=forged) == 0
+    assert count_rows(clean_databases["notifier"], subscribers, email=addresses[0]) == 1
+
+
+def test_the_other_forms_still_need_their_csrf_token(client, stack):
+    # Where it came from is not enough where a form has a token: a subscriber's link page.
+    for path in ("/subscriptions/confirm/made-up", "/staff/sign-in"):
+        response = client.post(
+            path, data={"email": "x"}, headers={**BROWSER, "Sec-Fetch-Site": "same-origin"}
+        )
+        assert response.status_code == 400 and "reload the page" in response.text, path
 
 
 @pytest.mark.parametrize(
@@ -66,8 +108,7 @@ def test_the_subscribe_form_needs_its_csrf_token(client, stack, clean_databases,
     ],
 )
 def test_a_bad_subscription_is_shown_again_with_the_reason(client, stack, fields, message):
-    token = csrf_token(client)
-    response = client.post("/subscribe", data={**fields, "csrf_token": token}, headers=BROWSER)
+    response = client.post("/subscribe", data=fields, headers=BROWSER)
     assert response.status_code == 400
     assert message in response.text
     assert "<script>alert" not in response.text and "<b>7" not in response.text

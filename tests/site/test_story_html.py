@@ -23,14 +23,14 @@ HOSTILE_HTML = (
 )
 
 
-def forge_cache_entry(redis_client, name: str, params: dict, answer: dict) -> None:
+def forge_cache_entry(redis_client, task: str, params: dict, answer: dict) -> None:
     """Written as the gateway's cache writes its entries (``cache.py``), under the current
     generation, so the gateway takes it for the blog's answer."""
     digest = hashlib.sha1(
         json.dumps(params, sort_keys=True).encode(), usedforsecurity=False
     ).hexdigest()
     generation = int(redis_client.get(GENERATION_KEY.format("blog")) or 0)
-    redis_client.set(f"sistercities:cache:{name}:{digest}", f"{generation}\n{json.dumps(answer)}")
+    redis_client.set(f"sistercities:cache:{task}:{digest}", f"{generation}\n{json.dumps(answer)}")
 
 
 def test_a_story_forged_in_the_cache_is_shown_without_script_or_handlers(
@@ -39,8 +39,8 @@ def test_a_story_forged_in_the_cache_is_shown_without_script_or_handlers(
     post_id = random.randrange(1_000_000_000, 2_000_000_000)  # no real story has it
     forge_cache_entry(
         redis_client,
-        "post",
-        {"id": post_id},
+        "blog.get_post",
+        {"post_id": post_id},
         {
             "id": post_id, "title": "Forged", "excerpt": "", "url": "https://medium.com/p/x",
             "image": None, "author": None, "published_at": "2026-11-28T10:00:00+00:00",

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from services.gateway.world_map import great_circle, route_segments, sister_map
+from services.gateway.site.world_map import great_circle, route_segments, sister_map
 
 
 def test_a_route_runs_from_one_city_to_the_other_along_the_great_circle():

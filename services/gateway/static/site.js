@@ -76,6 +76,11 @@
         follow(input, city);
         input.value = "";
         close();
+      } else if (input.dataset.pick === "field") {
+        // A workspace form: the name stays in view, the chosen city's id goes with it.
+        input.value = city.name + " (" + describe(city) + ")";
+        document.getElementById(input.dataset.idField).value = city.id;
+        close();
       } else {
         window.location.assign("/cities/" + encodeURIComponent(city.id));
       }
@@ -99,6 +104,7 @@
     }
 
     input.addEventListener("input", function () {
+      if (input.dataset.idField) document.getElementById(input.dataset.idField).value = "";
       clearTimeout(timer);
       timer = setTimeout(lookUp, DEBOUNCE_MS);
     });
