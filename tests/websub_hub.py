@@ -12,10 +12,12 @@ import hmac
 import secrets
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
 import requests
+
+from tests.local_http_server import LocalHTTPServer
 
 
 @dataclass
@@ -70,20 +72,17 @@ class Hub:
                 if not problem:
                     threading.Thread(target=hub._check_intent, args=(form,), daemon=True).start()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd = LocalHTTPServer(Handler)
 
     def __enter__(self) -> Hub:
-        self.thread.start()
+        self.httpd.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.close()
 
     @property
     def url(self) -> str:

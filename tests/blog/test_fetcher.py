@@ -3,16 +3,16 @@ bounded in time and size with a clear error."""
 
 import functools
 import gzip
-import threading
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from services.blog.fetcher import FetchError, fetch, retry_after_seconds
+from tests.local_http_server import LocalHTTPServer
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 
@@ -90,13 +90,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with LocalHTTPServer(Handler) as httpd:
+        yield f"http://127.0.0.1:{httpd.port}"
 
 
 def test_a_feed_is_fetched_with_its_validators(server):

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import trustme
@@ -25,6 +24,7 @@ import urllib3.exceptions
 
 from services.blog.connections import CheckedAddress, CheckedAddressAdapter, new_session
 from services.blog.fetcher import FetchError, fetch
+from tests.local_http_server import LocalHTTPServer
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 PUBLIC_V4, PUBLIC_V6 = "93.184.215.14", "2606:4700:4700::1111"
@@ -88,9 +88,8 @@ def feed_server(address: str, tls: ssl.SSLContext | None = None) -> Iterator[tup
             self.end_headers()
             self.wfile.write(FEED)
 
-    class Server(ThreadingHTTPServer):
+    class Server(LocalHTTPServer):
         address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        daemon_threads = True
 
         def get_request(self):
             sock, peer = super().get_request()
@@ -100,15 +99,9 @@ def feed_server(address: str, tls: ssl.SSLContext | None = None) -> Iterator[tup
 
     if tls is not None:
         tls.sni_callback = lambda sock, name, context: seen.server_names.append(name)
-    httpd = Server((address, 0), Handler)
     # A short poll so that shutting down takes no half second a test.
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield httpd.server_address[1], seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with Server(Handler, (address, 0), poll_interval=0.05) as httpd:
+        yield httpd.port, seen
 
 
 @pytest.fixture(scope="module")
