@@ -11,7 +11,7 @@ import click
 
 @click.group(name="notifier")
 def notifier_cli() -> None:
-    """Subscribers and their digests."""
+    """Subscribers, their digests and campaigns."""
 
 
 @notifier_cli.command("stats")
@@ -93,6 +93,116 @@ def resend_unconfirmed_command(period: str, yes: bool) -> None:
         f"{outcome['resent']} re-sent, {outcome['skipped']} skipped (re-sent by someone else, "
         f"or nothing left to send), {outcome['failed']} refused by the mail server"
     )
+
+
+@notifier_cli.group("campaigns")
+def campaigns_cli() -> None:
+    """ "Take Action" announcements: write, look, send (as the workspace does)."""
+
+
+@campaigns_cli.command("list")
+@click.option("--status", type=click.Choice(["draft", "scheduled", "sending", "sent"]))
+@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+def campaigns_list_command(status: str | None, page: int) -> None:
+    """Campaigns, newest first, with their deliveries by status."""
+    from services.notifier.tasks import list_campaigns
+
+    listed = _staff_call(list_campaigns, status, page)
+    for campaign in listed["campaigns"]:
+        click.echo(_campaign_line(campaign))
+    if not listed["campaigns"]:
+        click.echo("no campaign")
+    elif listed["total"] > page * listed["per_page"]:
+        click.echo(f"(page {page}; more with --page {page + 1})")
+
+
+@campaigns_cli.command("show")
+@click.argument("campaign_id", type=int)
+def campaigns_show_command(campaign_id: int) -> None:
+    """One campaign: its line, audience, who it would reach now, and its text."""
+    from services.notifier.tasks import get_campaign
+
+    campaign = _staff_call(get_campaign, campaign_id)
+    click.echo(_campaign_line(campaign))
+    click.echo(f"audience: {_audience_words(campaign['audience'])}")
+    click.echo(f"reaches now: {campaign['audience_size']} confirmed subscribers")
+    click.echo("")
+    click.echo(campaign["body_text"])
+
+
+@campaigns_cli.command("create")
+@click.option("--subject", required=True)
+@click.option(
+    "--body-file",
+    type=click.File("r", encoding="utf-8"),
+    required=True,
+    help="The Markdown body ('-' reads standard input)",
+)
+@click.option("--city", "city_ids", type=int, multiple=True, help="Followers of this city id")
+@click.option("--country", "country_codes", multiple=True, help="Followers of its cities (FR)")
+@click.option("--sisters", is_flag=True, help="And of those cities' sister cities")
+def campaigns_create_command(
+    subject: str, body_file, city_ids: tuple[int, ...], country_codes: tuple[str, ...], sisters
+) -> None:
+    """A draft campaign; without --city or --country it is for every confirmed subscriber."""
+    from services.notifier.tasks import create_campaign
+
+    audience = {
+        "city_ids": list(city_ids),
+        "country_codes": list(country_codes),
+        "sisters": sisters,
+    }
+    created = _staff_call(create_campaign, subject, body_file.read(), audience)
+    click.echo(f"campaign {created['id']} created (draft): {created['subject']}")
+
+
+@campaigns_cli.command("send")
+@click.argument("campaign_id", type=int)
+@click.option("--at", help="Send at this time (2026-12-24T09:00:00+00:00), not now")
+@click.option("--yes", is_flag=True, help="Do not ask first")
+def campaigns_send_command(campaign_id: int, at: str | None, yes: bool) -> None:
+    """Send a draft campaign now through the workers, or schedule it (each subscriber once)."""
+    from services.notifier.tasks import get_campaign, schedule_campaign
+
+    campaign = _staff_call(get_campaign, campaign_id)
+    if not yes:
+        when = f"at {at}" if at else "now"
+        click.confirm(
+            f'Send campaign {campaign_id} "{campaign["subject"]}" {when} to '
+            f"{campaign['audience_size']} confirmed subscribers (as counted now)?",
+            abort=True,
+        )
+    scheduled = _staff_call(schedule_campaign, campaign_id, at)
+    if at:
+        click.echo(f"campaign {campaign_id} scheduled for {scheduled['scheduled_at']}")
+    else:
+        click.echo(f"campaign {campaign_id} handed to the notifier workers")
+
+
+@campaigns_cli.command("unschedule")
+@click.argument("campaign_id", type=int)
+def campaigns_unschedule_command(campaign_id: int) -> None:
+    """A scheduled campaign back to a draft (before its time comes)."""
+    from services.notifier.tasks import unschedule_campaign
+
+    _staff_call(unschedule_campaign, campaign_id)
+    click.echo(f"campaign {campaign_id} is a draft again")
+
+
+def _campaign_line(campaign: dict) -> str:
+    deliveries = ", ".join(f"{n} {status}" for status, n in sorted(campaign["deliveries"].items()))
+    when = campaign["sent_at"] or campaign["scheduled_at"] or campaign["created_at"]
+    line = f"{campaign['id']:>5}  {campaign['status']:<9}  {when[:16]}  {campaign['subject']}"
+    return f"{line}  ({deliveries})" if deliveries else line
+
+
+def _audience_words(audience: dict) -> str:
+    parts = [f"city {i}" for i in audience.get("city_ids") or []]
+    parts += [f"country {code}" for code in audience.get("country_codes") or []]
+    if not parts:
+        return "every confirmed subscriber"
+    sisters = " and their sister cities" if audience.get("sisters") else ""
+    return f"followers of {', '.join(parts)}{sisters}"
 
 
 def _staff_call(task, *args) -> dict:

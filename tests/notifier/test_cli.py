@@ -1,15 +1,19 @@
 """Staff's command line for the notifier, run as staff run it: a process of its own."""
 
 import json
+import re
 import subprocess
 import sys
 from datetime import timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from services.notifier.models import Story, Subscriber
+from services.notifier.models import Campaign, Story, Subscriber
 from shared.events import utcnow
+from tests.conftest import count_rows
+from tests.integration.test_campaigns_end_to_end import add_subscribers
 from tests.notifier.conftest import add_unconfirmed_digest
+from tests.stack import wait_for
 
 
 def sistercities(env, *args) -> subprocess.CompletedProcess:
@@ -79,3 +83,68 @@ def test_digests_sent_and_not_acknowledged_are_listed_and_resent_by_staff(
     again = sistercities(stack_env, *resend, "--yes")
     assert again.stdout.splitlines()[-1] == f"no digest of {period} sent and not acknowledged"
     assert len(mail_sink.received) == 1
+
+
+def test_staff_write_and_send_a_campaign_from_the_command_line(
+    stack_env, stack, clean_databases, mail_sink
+):
+    notifier = clean_databases["notifier"]
+    add_subscribers(notifier, [("a@example.org", [10], "confirmed"),
+                               ("b@example.org", [20, 10], "confirmed"),
+                               ("kyoto@example.org", [20], "confirmed"),
+                               ("pending@example.org", [10], "pending")])  # fmt: skip
+
+    created = subprocess.run(
+        [sys.executable, "-m", "sistercities", "notifier", "campaigns", "create",
+         "--subject", "Lyon needs you", "--body-file", "-", "--city", "10"],
+        env=stack_env, input="Write to the **mayor** of Lyon.\n", capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    campaign_id = int(re.match(r"campaign (\d+) created \(draft\)", created.stdout)[1])
+    with notifier.connect() as conn:
+        created_by = conn.scalar(select(Campaign.created_by))
+    assert created_by.endswith("at the command line")  # under the operator's name
+
+    listed = sistercities(stack_env, "notifier", "campaigns", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(rf"{campaign_id}\s+draft\s+.*Lyon needs you", listed.stdout)
+    shown = sistercities(stack_env, "notifier", "campaigns", "show", str(campaign_id))
+    assert "audience: followers of city 10" in shown.stdout
+    assert "reaches now: 2 confirmed subscribers" in shown.stdout
+    assert "Write to the mayor of Lyon." in shown.stdout  # the plain text, not the Markdown
+
+    send = ["notifier", "campaigns", "send", str(campaign_id)]
+    declined = subprocess.run(
+        [sys.executable, "-m", "sistercities", *send], env=stack_env, input="n\n",
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert declined.returncode == 1
+    assert '"Lyon needs you" now to 2 confirmed subscribers' in declined.stdout
+    sent = sistercities(stack_env, *send, "--yes")
+    assert sent.returncode == 0, sent.stderr
+    wait_for(
+        lambda: "sent" in sistercities(stack_env, "notifier", "campaigns", "list", "--status",
+                                       "sent").stdout,
+        timeout=60, what="the campaign to be sent",
+    )  # fmt: skip
+    assert sorted(mail.recipients[0] for mail in mail_sink.received) == [
+        "a@example.org",
+        "b@example.org",
+    ]
+
+    again = sistercities(stack_env, *send, "--yes")
+    assert again.returncode == 1 and "this campaign is sent" in again.stderr
+    unknown = sistercities(stack_env, "notifier", "campaigns", "show", "999999")
+    assert unknown.returncode == 1 and "no such campaign" in unknown.stderr
+    for option, refusal in [("--country", "two-letter country codes"), ("--city", "integer")]:
+        bad = subprocess.run(
+            [sys.executable, "-m", "sistercities", "notifier", "campaigns", "create",
+             "--subject", "x", "--body-file", "-", option, "France"],
+            env=stack_env, input="Act.", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert bad.returncode != 0 and refusal in bad.stderr
+    empty = sistercities(stack_env, "notifier", "campaigns", "create", "--subject", "x",
+                         "--body-file", "-")  # fmt: skip
+    assert empty.returncode == 1 and "a body is needed" in empty.stderr
+    assert count_rows(notifier, "SELECT count(*) FROM campaigns") == 1
