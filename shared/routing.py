@@ -71,6 +71,8 @@ EVENT_ROUTES: dict[str, tuple[str, ...]] = {
     "blog.post_updated": ("notifier",),
     # Staff hid an announced story: it leaves the notifier's copy before any digest takes it.
     "blog.post_hidden": ("notifier",),
+    # Shown again: back in the digests not yet sent when it was hidden.
+    "blog.post_shown": ("notifier",),
     # Stories are linked again from the new directory; a renamed city's name is the
     # notifier's too.
     "directory.cities_changed": ("blog", "notifier"),
@@ -94,6 +96,7 @@ CACHE_GENERATIONS: dict[str, str] = {
     "blog.post_published": "blog",
     "blog.post_updated": "blog",
     "blog.post_hidden": "blog",
+    "blog.post_shown": "blog",
     # Stories stored, linked to their cities, or hidden with their feed: the lists show them
     # before any announcement (and hidden ones never have one).
     "blog.posts_changed": "blog",

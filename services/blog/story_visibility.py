@@ -1,13 +1,16 @@
 """Staff's view of the stories: every one, hidden or not, a page at a time, and hiding or
 showing one again. Hiding withdraws an announced story (``blog.post_hidden``), so no digest
-still to be sent carries it; a story shown again is listed on the site again but is not news
-again (digests do not take it back). Both are recorded in the audit log."""
+still to be sent carries it; showing it again (``blog.post_shown``, its announcement) returns
+it as it was: listed on the site, and news for the digests not yet sent when it was hidden.
+Both are numbered as announcements are (the notifier keeps the last of those it handles out of
+order) and recorded in the audit log."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from services.blog.city_links import announcement
 from services.blog.models import Base, Post
 from services.blog.post_queries import newest_first, post_summary
 from shared import audit
@@ -42,8 +45,13 @@ def set_hidden(session: Session, post_id: int, hidden: bool) -> tuple[dict, bool
     changed = post.hidden != hidden
     if changed:
         post.hidden = hidden
-        if hidden and post.announced:
-            publish(session, Base.metadata, "blog.post_hidden", {"id": post.id})
+        if post.announced:
+            post.revision = (post.revision or 0) + 1
+            if hidden:
+                withdrawn = {"id": post.id, "revision": post.revision}
+                publish(session, Base.metadata, "blog.post_hidden", withdrawn)
+            else:
+                publish(session, Base.metadata, "blog.post_shown", announcement(post))
         audit.record(
             session,
             Base.metadata,

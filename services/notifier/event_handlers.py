@@ -121,12 +121,27 @@ def on_posts_announced(session: Session, payloads: list[dict[str, Any]]) -> None
 
 
 def _store_story(session: Session, payload: dict[str, Any]) -> None:
-    if session.get(HiddenStory, payload["id"]) is not None:
-        return  # hidden by staff before this announcement was handled
-    story = session.get(Story, payload["id"])
     revision = payload.get("revision")  # absent from announcements queued before it was sent
+    hidden = session.get(HiddenStory, payload["id"])
+    if hidden is not None:
+        if not _after(revision, hidden.revision):
+            return  # hidden by staff before this announcement was handled
+        # Numbered after the hide: staff showed it again (its blog.post_shown may come later).
+        _show(session, hidden, payload)
+        return
+    _write_story(session, payload, revision, utcnow())
+
+
+def _after(revision: int | None, hidden_revision: int | None) -> bool:
+    return revision is not None and hidden_revision is not None and revision > hidden_revision
+
+
+def _write_story(
+    session: Session, payload: dict[str, Any], revision: int | None, received_at: datetime
+) -> None:
+    story = session.get(Story, payload["id"])
     if story is None:
-        story = Story(post_id=payload["id"], received_at=utcnow())
+        story = Story(post_id=payload["id"], received_at=received_at)
         session.add(story)
     elif revision is not None and revision <= (story.revision or 0):
         return  # an older announcement than the copy's, handled late
@@ -145,13 +160,44 @@ def _store_story(session: Session, payload: dict[str, Any]) -> None:
 
 def on_posts_hidden(session: Session, payloads: list[dict[str, Any]]) -> None:
     """``blog.post_hidden``: staff withdrew the story; a digest not yet sent never carries it
-    (digests read the stories when they are rendered)."""
+    (digests read the stories when they are rendered). A hide numbered before the copy (staff
+    showed the story again, and that was handled first) changes nothing."""
     for payload in payloads:
-        session.execute(delete(StoryCity).where(StoryCity.post_id == payload["id"]))
-        session.execute(delete(Story).where(Story.post_id == payload["id"]))
-        if session.get(HiddenStory, payload["id"]) is None:
-            session.add(HiddenStory(post_id=payload["id"], hidden_at=utcnow()))
-            session.flush()  # a second event for the same story in this batch sees it
+        revision = payload.get("revision")
+        story = session.get(Story, payload["id"])
+        if story is not None and revision is not None and (story.revision or 0) > revision:
+            continue
+        hidden = session.get(HiddenStory, payload["id"])
+        if hidden is None:
+            hidden = HiddenStory(post_id=payload["id"], hidden_at=utcnow())
+            session.add(hidden)
+        elif not _after(revision, hidden.revision):
+            continue  # delivered twice, or an older hide handled late
+        hidden.revision = revision
+        if story is not None:
+            hidden.received_at = story.received_at
+            session.execute(delete(StoryCity).where(StoryCity.post_id == story.post_id))
+            session.delete(story)
+        session.flush()  # a second event for the same story in this batch sees it
+
+
+def on_posts_shown(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``blog.post_shown``: staff showed a withdrawn story again (the payload is its
+    announcement). It returns as it was: news for the digests not yet sent when it was hidden,
+    not for those sent since. A show numbered before the hide it meets changes nothing."""
+    for payload in payloads:
+        hidden = session.get(HiddenStory, payload["id"])
+        if hidden is None:
+            _store_story(session, payload)  # never hidden here: an announcement
+        elif hidden.revision is None or _after(payload.get("revision"), hidden.revision):
+            _show(session, hidden, payload)
+
+
+def _show(session: Session, hidden: HiddenStory, payload: dict[str, Any]) -> None:
+    received_at = hidden.received_at or utcnow()  # never received: news now
+    session.delete(hidden)
+    session.flush()
+    _write_story(session, payload, payload.get("revision"), received_at)
 
 
 def on_cities_changed(session: Session, payloads: list[dict[str, Any]]) -> None:
@@ -197,6 +243,7 @@ HANDLERS = {
     "blog.post_published": on_posts_announced,
     "blog.post_updated": on_posts_announced,
     "blog.post_hidden": on_posts_hidden,
+    "blog.post_shown": on_posts_shown,
     "directory.cities_changed": on_cities_changed,
     "directory.cities_merged": on_cities_merged,
 }

@@ -120,12 +120,18 @@ class Story(Base):
 
 class HiddenStory(Base):
     """A story staff withdrew (``blog.post_hidden``): its copy is deleted, and an announcement
-    of it handled later (events of one story may be handled out of order) is ignored."""
+    of it handled later (events of one story may be handled out of order) is ignored until
+    staff show it again (``blog.post_shown``, or an announcement numbered after the hide)."""
 
     __tablename__ = "hidden_stories"
 
     post_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hidden_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the deleted copy was first received: shown again, the story is news for the
+    # digests that had not yet gone when it was hidden, not for those sent since.
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The blog's number of the hide (none from before it was sent).
+    revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class StoryCity(Base):

@@ -5,12 +5,13 @@ import pytest
 from sqlalchemy import select
 
 from services.blog import featured_story, story_visibility
-from services.blog.models import audit_log
+from services.blog.city_links import announce
+from services.blog.models import Post, audit_log
 from services.blog.posts import store_posts
 from shared.db import session_scope
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import utcnow
-from tests.blog.test_city_links import a_post
+from tests.blog.test_city_links import a_post, events
 
 
 @pytest.fixture
@@ -66,3 +67,24 @@ def test_a_hidden_story_is_never_featured(blog_sessions, two_posts):
         featured_story.set_featured(session, 999_999, True, utcnow())
     with pytest.raises(InvalidInput), session_scope(blog_sessions) as session:
         featured_story.set_featured(session, second, "yes", utcnow())
+
+
+def test_hiding_and_showing_an_announced_story_are_numbered_announcements(blog_sessions, two_posts):
+    first, second = two_posts
+    with session_scope(blog_sessions) as session:
+        post = session.get(Post, first)
+        announce(session, post)  # announced: its first revision
+    with session_scope(blog_sessions) as session:
+        story_visibility.set_hidden(session, first, True)
+    with session_scope(blog_sessions) as session:
+        story_visibility.set_hidden(session, first, False)
+    with session_scope(blog_sessions) as session:
+        story_visibility.set_hidden(session, second, True)  # never announced: nothing to say
+    published = events(blog_sessions)
+    assert [(kind, payload.get("revision")) for kind, payload in published] == [
+        ("blog.post_published", 1),
+        ("blog.post_hidden", 2),
+        ("blog.post_shown", 3),
+    ]
+    shown = published[-1][1]
+    assert shown["id"] == first and shown["title"] == "Kuopio visits"  # its announcement

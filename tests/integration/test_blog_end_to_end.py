@@ -174,6 +174,15 @@ def test_hiding_a_removed_feeds_stories_withdraws_them_from_the_notifier(
     assert count_rows(notifier, "SELECT count(*) FROM hidden_stories") == 1
     assert outbox_count(clean_databases, "blog.post_hidden") == 1
 
+    # Shown again by staff: back in the notifier's stories, for the digests still to be sent.
+    post_id = count_rows(clean_databases["blog"], "SELECT max(id) FROM posts")
+    shown = client.put(f"/api/v1/admin/posts/{post_id}/hidden", json={"hidden": False},
+                       headers=admin_headers)  # fmt: skip
+    assert shown.status_code == 200, shown.json
+    wait_for(lambda: count_rows(notifier, "SELECT count(*) FROM stories") == 1,
+             what="the notifier to take the story back")  # fmt: skip
+    assert count_rows(notifier, "SELECT count(*) FROM hidden_stories") == 0
+
 
 def test_feeds_admin_needs_the_token_and_valid_input(client, stack, admin_headers, clean_databases):
     assert client.get("/api/v1/admin/feeds").status_code == 401

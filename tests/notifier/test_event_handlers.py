@@ -107,3 +107,56 @@ def test_a_city_staff_renamed_is_named_so_in_digests(notifier_sessions):
     )
     with notifier_sessions() as session:
         assert session.execute(select(KnownCity.city_id, KnownCity.name)).all() == [(9, "Mumbai")]
+
+
+def received_at(sessions, post_id: int):
+    with sessions() as session:
+        copy = session.get(Story, post_id)
+        return copy and copy.received_at
+
+
+def test_a_story_shown_again_returns_to_the_digests_not_yet_sent_as_it_was(notifier_sessions):
+    handle(notifier_sessions, "blog.post_published", {**story(6), "revision": 1})
+    first_received = received_at(notifier_sessions, 6)
+    handle(notifier_sessions, "blog.post_hidden", {"id": 6, "revision": 2})
+    assert pooled_ids(notifier_sessions) == []
+    shown = {**story(6), "title": "Story 6, corrected", "revision": 3}
+    handle(notifier_sessions, "blog.post_shown", shown)
+    handle(notifier_sessions, "blog.post_shown", shown)  # delivered twice: no harm
+    assert pooled_ids(notifier_sessions) == [6]
+    # Not news again: a digest sent since it was first received does not take it back.
+    assert received_at(notifier_sessions, 6) == first_received
+    with notifier_sessions() as session:
+        assert session.get(Story, 6).title == "Story 6, corrected"
+        assert session.get(HiddenStory, 6) is None
+
+
+def test_a_story_hidden_before_the_notifier_heard_of_it_is_news_when_shown(notifier_sessions):
+    handle(notifier_sessions, "blog.post_hidden", {"id": 7, "revision": 2})
+    handle(notifier_sessions, "blog.post_published", {**story(7), "revision": 1})  # late
+    assert pooled_ids(notifier_sessions) == []
+    handle(notifier_sessions, "blog.post_shown", {**story(7), "revision": 3})
+    assert pooled_ids(notifier_sessions) == [7]
+
+
+def test_hides_and_shows_handled_out_of_order_keep_the_last(notifier_sessions):
+    """Two worker threads may handle a story's events in either order; the blog numbers
+    them, and the copy ends as the last one says."""
+    # Hidden (2) then shown (3), the show handled first: shown.
+    handle(notifier_sessions, "blog.post_published", {**story(8), "revision": 1})
+    handle(notifier_sessions, "blog.post_shown", {**story(8), "revision": 3})
+    handle(notifier_sessions, "blog.post_hidden", {"id": 8, "revision": 2})
+    # Hidden (2), shown (3), hidden again (4), the second hide handled before the show: hidden.
+    handle(notifier_sessions, "blog.post_published", {**story(9), "revision": 1})
+    handle(notifier_sessions, "blog.post_hidden", {"id": 9, "revision": 2})
+    handle(notifier_sessions, "blog.post_hidden", {"id": 9, "revision": 4})
+    handle(notifier_sessions, "blog.post_shown", {**story(9), "revision": 3})
+    # Hidden (2), shown (3), corrected (4), the correction handled before the show: corrected.
+    handle(notifier_sessions, "blog.post_published", {**story(10), "revision": 1})
+    handle(notifier_sessions, "blog.post_hidden", {"id": 10, "revision": 2})
+    handle(notifier_sessions, "blog.post_updated", {**story(10), "city_ids": [8], "revision": 4})
+    handle(notifier_sessions, "blog.post_shown", {**story(10), "revision": 3})
+    assert sorted(pooled_ids(notifier_sessions)) == [8, 10]
+    with notifier_sessions() as session:
+        assert session.get(Story, 10).city_ids == [8]
+        assert session.scalars(select(HiddenStory.post_id)).all() == [9]

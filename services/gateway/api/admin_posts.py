@@ -100,8 +100,9 @@ class StoryOut(Schema):
 @bp.doc(
     summary="Hide a story, or show it again",
     description="A hidden story is on no public list, page or feed; one already announced is "
-    "withdrawn (`blog.post_hidden`), so no digest still to be sent carries it. Shown again, it "
-    "is listed on the site again; digests do not take it back.",
+    "withdrawn (`blog.post_hidden`), so no digest still to be sent carries it. Shown again "
+    "(`blog.post_shown`), it is listed again and is news for the digests not yet sent when it "
+    "was hidden.",
     responses=[400, 404, 503],
 )
 def set_post_hidden(post_id: int, body: dict):
