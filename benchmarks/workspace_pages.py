@@ -16,7 +16,8 @@ REQUESTS requests one after another on one keep-alive connection for each page:
 - /staff/subscribers: the first page, addresses starting with "q" (1 in 26), and a page
   90,000 rows deep (the page's own "Older subscribers" link, its cursor set that deep);
 - /staff/stories: the first page and the next (its own link);
-- /staff/campaigns and the page of a campaign to every confirmed subscriber (draft, and sent).
+- /staff/campaigns, and the page of a campaign: to every confirmed subscriber (a draft, and
+  one sent, with its 80,000 deliveries), and to the followers of 20 cities (a draft).
 
     python -m benchmarks.workspace_pages       # or: python -m benchmarks --only workspace
 """
@@ -134,9 +135,9 @@ def load_blog(url: str) -> None:
 
 
 def load_notifier(url: str, busiest_city: int) -> dict[str, int]:
-    """Subscribers as workspace_lists.py makes them (a quarter following all the news) but
-    most of them confirmed, as on a list in use; and campaigns: the ids of one to everyone
-    (a draft) and one sent to everyone."""
+    """Subscribers as workspace_lists.py makes them (a quarter following all the news, the
+    rest one of cities 1 to 2,000) but most of them confirmed, as on a list in use; and
+    campaigns: the ids of one sent to everyone, a draft to everyone and one to 20 cities."""
     upgrade(ROOT / "services" / "notifier" / "migrations", url)
     engine = make_engine(url)
     now = utcnow()
@@ -163,6 +164,8 @@ def load_notifier(url: str, busiest_city: int) -> dict[str, int]:
         made = {}
         for n in range(CAMPAIGNS):
             audience = everyone if n in (0, 1) else {**everyone, "city_ids": [busiest_city]}
+            if n == 2:  # followers of 20 cities: each confirmed subscriber's list is read
+                audience = {**everyone, "city_ids": list(range(1, 21))}
             body = f"Write to your council about the twinning, number {n}.\n\n" * 5
             campaign = campaigns.create(session, f"Take action {n}", body, audience, now)
             made[n] = campaign.id
@@ -186,7 +189,7 @@ def load_notifier(url: str, busiest_city: int) -> dict[str, int]:
         )
     with engine.begin() as conn:
         conn.execute(sa.text("ANALYZE"))
-    return {"sent": made[0], "draft": made[1]}
+    return {"sent": made[0], "draft": made[1], "cities": made[2]}
 
 
 def add_admin(url: str) -> None:
@@ -355,6 +358,10 @@ def _pages(
         "a draft campaign to every confirmed subscriber": (
             f"/staff/campaigns/{campaign['draft']}",
             "Take action 1",
+        ),
+        "a draft campaign to the followers of 20 cities": (
+            f"/staff/campaigns/{campaign['cities']}",
+            "Take action 2",
         ),
         "a campaign sent to every confirmed subscriber": (
             f"/staff/campaigns/{campaign['sent']}",
