@@ -20,6 +20,7 @@ from benchmarks import (
     bench_site,
     bench_story_links,
     bench_websub,
+    workspace_pages,
 )
 from benchmarks.report import Row, table
 
@@ -35,16 +36,20 @@ BENCHMARKS = {
     "events": bench_events,
     "lanes": bench_lanes,
 }
+# Run only when named with --only: each loads its data set at size first (minutes).
+OPTIONAL = {
+    "workspace": workspace_pages,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS | OPTIONAL), action="append")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load run")
     args = parser.parse_args()
     rows: list[Row] = []
     for name in args.only or BENCHMARKS:
-        module = BENCHMARKS[name]
+        module = (BENCHMARKS | OPTIONAL)[name]
         print(f"running {name}: {module.__doc__.strip().splitlines()[0]}", file=sys.stderr)
         measured = module.measure(args.seconds)
         as_rows = getattr(module, "as_rows", None)

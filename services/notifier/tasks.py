@@ -473,7 +473,7 @@ def get_campaign(campaign_id: int) -> dict:
     with runtime.read_sessions() as session:
         campaign = campaigns.get(session, campaign_id)
         counts = campaigns.delivery_counts(session, campaign_id)
-        audience = len(campaigns.audience_of(session, campaign.audience))
+        audience = campaigns.audience_size(session, campaign.audience)
         return {**campaigns.staff_view(campaign, counts), "audience_size": audience}
 
 
@@ -489,7 +489,7 @@ def preview_campaign(campaign_id: int, email: str) -> dict:
         period = ledger.campaign_period(campaign_id)
         message_id = ledger.message_id(subscriber.id, period, mail_settings().domain)
         data = emails.campaign_message(campaign, subscriber, message_id, mail_settings())
-        in_audience = subscriber.id in campaigns.audience_of(session, campaign.audience)
+        in_audience = campaigns.reaches(session, campaign.audience, subscriber.id)
         return {
             "email": address,
             "status": subscriber.status,
