@@ -1,8 +1,8 @@
 """hidden_stories.received_at and .revision: a story shown again returns to the digests still
 to be sent as it was (blog.post_shown), and hides and shows handled out of order keep the last
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 import sqlalchemy as sa
@@ -10,8 +10,8 @@ from alembic import op
 
 from shared.db import UTCDateTime
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
