@@ -36,9 +36,15 @@ def handler_threads() -> list[threading.Thread]:
 
 
 def ask(port: int, request: bytes = REQUEST) -> socket.socket:
+    """A connection that has read one whole answer (headers and body come in two writes)."""
     client = socket.create_connection(("127.0.0.1", port))
     client.sendall(request)
-    assert client.recv(4096).startswith(b"HTTP/1.1 200")
+    answer = b""
+    while not answer.endswith(b"<rss/>"):
+        chunk = client.recv(4096)
+        assert chunk, f"the server closed the connection after {answer!r}"
+        answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
     return client
 
 
@@ -60,10 +66,10 @@ def test_a_connection_left_open_ends_with_its_server():
         client = ask(server.port)
         waiting = set(handler_threads()) - before
         assert len(waiting) == 1, "the handler should be waiting for the next request"
-    # The server is closed: its handler has ended, though the client never closed.
-    assert not any(thread.is_alive() for thread in waiting)
-    assert client.recv(1) == b""
-    client.close()
+    with client:
+        # The server is closed: its handler has ended, though the client never closed.
+        assert not any(thread.is_alive() for thread in waiting)
+        assert client.recv(1) == b""
 
 
 def test_a_bug_in_a_handler_fails_the_test_that_owns_the_server():
