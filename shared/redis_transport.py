@@ -10,10 +10,8 @@ and the take are apart: the worker waits, without taking anything, until its que
 message (BLMOVE of the queue onto itself), then takes one with a script that moves it from the
 queue into the unacknowledged in one step inside Redis. Whatever instant the worker dies at,
 the message is in its queue or among the unacknowledged. A worker that consumes several queues
-waits on one at a time: the one it last took from (the likeliest to hold more; a backlog there
-drains at full speed, where waiting on an idle one in turn cost a whole ``brpop_timeout`` per
-message), and takes from all of them in kombu's round-robin order, so a message on another
-queue waits at most ``brpop_timeout`` (1 s) while that one is idle.
+waits on one at a time (kombu's round robin), so a message on another waits at most
+``brpop_timeout`` (1 s) while the others are idle.
 
 **Restoring.** kombu lets one worker at a time hand out the unacknowledged messages of dead
 workers, under a lock that expires after ``unacked_mutex_expire`` (5 minutes by default): a
@@ -130,7 +128,6 @@ class TakeWithoutLoss:
     among the unacknowledged in the same step (the module docstring says why)."""
 
     _waiting_on: str | None = None
-    _last_taken: str | None = None
     _taking = False
 
     @property
@@ -160,11 +157,11 @@ class TakeWithoutLoss:
         if not queues:
             return
         # The queue's list is moved onto itself: BLMOVE waits for a message and changes nothing.
-        self._waiting_on = self._last_taken if self._last_taken in queues else queues[0]
+        self._waiting_on = queues[0]
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()
         wait = timeout if timeout is not None else self.brpop_timeout
-        key = self._q_for_pri(self._waiting_on, 0)
+        key = self._q_for_pri(queues[0], 0)
         self.client.connection.send_command("BLMOVE", key, key, "RIGHT", "RIGHT", wait or 0)
 
     def _brpop_read(self, **options):
@@ -179,8 +176,11 @@ class TakeWithoutLoss:
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
-        # Woken (or timed out): take from every queue in kombu's order, as BRPOP would.
+        # Woken (or timed out): take from every queue in kombu's order, the waited one first.
         queues = self._queue_cycle.consume(len(self.active_queues))
+        if self._waiting_on in queues:
+            queues.remove(self._waiting_on)
+            queues.insert(0, self._waiting_on)
         keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
         take = self.__dict__.get("_take")
         if take is None or take.registered_client is not self.client:
@@ -191,7 +191,6 @@ class TakeWithoutLoss:
         key, item = taken
         dest = bytes_to_str(key).rsplit(self.sep, 1)[0]
         self._queue_cycle.rotate(dest)
-        self._last_taken = dest
         payload = loads(bytes_to_str(item))
         self.taken[payload["properties"]["delivery_tag"]] = True
         self.connection._deliver(payload, dest)

@@ -259,38 +259,3 @@ def test_our_transport_delivers_what_kombus_does_in_the_same_order(backends, red
         assert unacknowledged(redis_client, keys) == []
     assert sorted(body["n"] for _queue, body in deliveries["redis"]) == list(range(published))
     assert deliveries["scredis"] == deliveries["redis"]
-
-
-def test_a_consumer_of_two_queues_waits_on_the_one_with_a_backlog(
-    backends, redis_client, keys, monkeypatch
-):
-    """A backlog on one queue while the other is idle: after the first take, every wait is on
-    the busy queue. Waiting on the idle one in turn cost a whole ``brpop_timeout`` for each
-    message (a notifier's background lane drained one event a second)."""
-    waits: list[str] = []
-    start = redis_transport.TakeWithoutLoss._brpop_start
-
-    def recorded(channel, timeout=None):
-        start(channel, timeout)
-        waits.append(channel._waiting_on)
-
-    monkeypatch.setattr(redis_transport.TakeWithoutLoss, "_brpop_start", recorded)
-    busy, idle = Queue(keys["queue"]), Queue(keys["queue"] + "-idle")
-    taken: list[int] = []
-    with Connection(
-        transport_url(backends, "scredis"), transport_options=options_of(keys)
-    ) as connection:
-        with connection.Producer() as producer:
-            for n in range(6):
-                producer.publish({"n": n}, routing_key=busy.name, declare=[busy, idle])
-
-        def on_message(body, message):
-            taken.append(body["n"])
-            message.ack()
-
-        with connection.Consumer([idle, busy], callbacks=[on_message], prefetch_count=1):
-            while len(taken) < 6:
-                connection.drain_events(timeout=10)
-    redis_client.delete(busy.name, idle.name)
-    assert taken == list(range(6))
-    assert waits[1 : len(taken)] == [busy.name] * (len(taken) - 1), waits
