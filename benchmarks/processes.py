@@ -27,6 +27,17 @@ def vm_rss_mb(pid: int) -> float:
     return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
 
+def lane_rss_mb(pid: int) -> dict[str, float]:
+    """The resident memory of each lane of ``sistercities worker SERVICE`` (process ``pid``
+    starts a process a lane and holds nothing itself), by lane."""
+    lanes = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+            lanes[argv[argv.index("--lane") + 1]] = vm_rss_mb(int(child))
+    return lanes
+
+
 def service_env(redis_url: str, data_dir: str, **settings: str) -> dict[str, str]:
     """The environment of a service process a benchmark starts: quiet logs, its own data."""
     return dict(
