@@ -9,9 +9,16 @@ kill in a polling cycle lost a fetch about one time in six; kombu issue #305). H
 and the take are apart: the worker waits, without taking anything, until its queue holds a
 message (BLMOVE of the queue onto itself), then takes one with a script that moves it from the
 queue into the unacknowledged in one step inside Redis. Whatever instant the worker dies at,
-the message is in its queue or among the unacknowledged. A worker that consumes several queues
-waits on one at a time (kombu's round robin), so a message on another waits at most
-``brpop_timeout`` (1 s) while the others are idle.
+the message is in its queue or among the unacknowledged.
+
+A worker that consumes several queues (BRPOP wakes for any of its keys, BLMOVE for one) first
+asks which of them holds a message, in the order it takes from (kombu's round robin or
+priority order), and waits on that one: the wait returns at once and the take follows
+kombu's order, as BRPOP would. Waiting on an idle queue while another held a backlog took
+from the backlog once a ``brpop_timeout`` (1 s), and never while the waited queue kept
+receiving: a worker consuming its interactive queue first handled no background message in
+ten minutes of ten calls a second. Only when every queue is empty does it wait on the first,
+so a message arriving on another then waits at most ``brpop_timeout``.
 
 **Restoring.** kombu lets one worker at a time hand out the unacknowledged messages of dead
 workers, under a lock that expires after ``unacked_mutex_expire`` (5 minutes by default): a
@@ -72,6 +79,14 @@ for i = 1, #KEYS - 2 do
       '[' .. item .. ', ' .. cjson.encode(exchange) .. ', ' .. cjson.encode(routing_key) .. ']')
     return {KEYS[i], item}
   end
+end
+return false
+"""
+
+# KEYS: the queue lists in the order to take from. The first that holds a message, if any.
+READY_SCRIPT = """
+for i = 1, #KEYS do
+  if redis.call('LLEN', KEYS[i]) > 0 then return KEYS[i] end
 end
 return false
 """
@@ -145,6 +160,17 @@ class TakeWithoutLoss:
             self.no_ack_queues.discard(queue)
         return super().basic_consume(queue, no_ack, *args, **kwargs)
 
+    def _keys(self, queues: list[str]) -> list[str]:
+        """The lists of ``queues`` in the order BRPOP would take from them."""
+        return [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+
+    def _script(self, name: str, source: str):
+        """A script registered on the current client (kombu replaces it after an error)."""
+        script = self.__dict__.get(name)
+        if script is None or script.registered_client is not self.client:
+            script = self.__dict__[name] = self.client.register_script(source)
+        return script
+
     def _brpop_start(self, timeout=None):
         # A key prefix changes every key name, and a consumer without acknowledgements has no
         # unacknowledged to record: kombu's own way serves both.
@@ -156,12 +182,14 @@ class TakeWithoutLoss:
         queues = self._queue_cycle.consume(len(self.active_queues))
         if not queues:
             return
+        key = self._q_for_pri(queues[0], 0)
+        if len(queues) > 1:  # wait on one that holds a message (the module docstring says why)
+            key = self._script("_ready", READY_SCRIPT)(keys=self._keys(queues)) or key
         # The queue's list is moved onto itself: BLMOVE waits for a message and changes nothing.
-        self._waiting_on = queues[0]
+        self._waiting_on = bytes_to_str(key)
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()
         wait = timeout if timeout is not None else self.brpop_timeout
-        key = self._q_for_pri(queues[0], 0)
         self.client.connection.send_command("BLMOVE", key, key, "RIGHT", "RIGHT", wait or 0)
 
     def _brpop_read(self, **options):
@@ -176,16 +204,11 @@ class TakeWithoutLoss:
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
-        # Woken (or timed out): take from every queue in kombu's order, the waited one first.
+        # Woken (or timed out): take from every queue in kombu's order, as BRPOP would.
         queues = self._queue_cycle.consume(len(self.active_queues))
-        if self._waiting_on in queues:
-            queues.remove(self._waiting_on)
-            queues.insert(0, self._waiting_on)
-        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
-        take = self.__dict__.get("_take")
-        if take is None or take.registered_client is not self.client:
-            take = self.__dict__["_take"] = self.client.register_script(TAKE_SCRIPT)
-        taken = take(keys=[*keys, self.unacked_key, self.unacked_index_key], args=[time()])
+        take = self._script("_take", TAKE_SCRIPT)
+        keys = [*self._keys(queues), self.unacked_key, self.unacked_index_key]
+        taken = take(keys=keys, args=[time()])
         if not taken:
             raise Empty()
         key, item = taken

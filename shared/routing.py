@@ -51,6 +51,19 @@ BACKGROUND_TASKS: frozenset[str] = frozenset(
     }
 )
 
+# Background work a person is waiting for at their mailbox (a confirmation, a link, a test
+# copy): a queue of its own in the background lane (``awaited_queue``). The lane's workers wait
+# on both of its queues and kombu's Redis transport takes them in turn (the queue that just gave
+# a message goes to the back), so such a mail waits for a task or two of the lane, never for a
+# whole digest or campaign send, or an import's events, queued before it.
+AWAITED_TASKS: frozenset[str] = frozenset(
+    {
+        "notifier.send_confirmation",
+        "notifier.send_link_mail",
+        "notifier.send_sign_in_link",
+        "notifier.send_campaign_test",
+    }
+)
 # event type -> the services whose ``<service>.handle_events`` task receives it (in batches)
 EVENT_ROUTES: dict[str, tuple[str, ...]] = {
     "directory.partnership_changed": ("notifier",),
@@ -110,6 +123,20 @@ def lane_queue(service: str, lane: str) -> str:
     return service if lane == INTERACTIVE else f"{service}.{BACKGROUND}"
 
 
+def awaited_queue(service: str) -> str | None:
+    """The background lane's queue for mail someone waits for, if the service sends any."""
+    if any(service_of(task) == service for task in AWAITED_TASKS):
+        return f"{lane_queue(service, BACKGROUND)}.awaited"
+    return None
+
+
+def lane_queues(service: str, lane: str) -> tuple[str, ...]:
+    """Every queue a lane's workers consume: its own, and in the background lane the queue of
+    awaited mail where the service has one."""
+    awaited = awaited_queue(service) if lane == BACKGROUND else None
+    return (lane_queue(service, lane),) + ((awaited,) if awaited else ())
+
+
 def service_of(task_name: str) -> str:
     service = task_name.split(".", 1)[0]
     if service not in SERVICES:
@@ -122,7 +149,10 @@ def lane_of(task_name: str) -> str:
 
 
 def queue_for_task(task_name: str) -> str:
-    return lane_queue(service_of(task_name), lane_of(task_name))
+    service = service_of(task_name)
+    if task_name in AWAITED_TASKS:
+        return awaited_queue(service)
+    return lane_queue(service, lane_of(task_name))
 
 
 def route_task(name: str, args, kwargs, options, task=None, **kw) -> dict:

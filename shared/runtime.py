@@ -28,7 +28,7 @@ from shared.db import make_engine, make_session_factory, read_only, session_scop
 from shared.events import Envelope, Handler, handle_events_once, on_outbox_commit
 from shared.redis_connection import connect
 from shared.relay import purge_old_events, wake_relay
-from shared.routing import BACKGROUND, INTERACTIVE, lane_queue
+from shared.routing import BACKGROUND, INTERACTIVE, lane_queues
 from shared.settings import ServiceSettings
 
 # A background worker beside interactive ones on the same machine (`sistercities run`, a
@@ -86,7 +86,7 @@ class ServiceRuntime:
     def start_worker(self, lane: str, extra_args: Iterable[str] = ()) -> None:
         """Run a worker of one of this service's lanes in the current process until it is
         told to stop."""
-        queue = lane_queue(self.service, lane)
+        queues = ",".join(lane_queues(self.service, lane))
         if lane == BACKGROUND:
             os.nice(BACKGROUND_NICENESS)
             # Background tasks are long: a message waits in the queue for whichever worker
@@ -104,7 +104,7 @@ class ServiceRuntime:
         self.celery.worker_main(
             [
                 "worker",
-                f"--queues={queue}",
+                f"--queues={queues}",
                 f"--hostname={self.service}-{lane}@%h",
                 f"--pool={self.settings.worker_pool}",
                 f"--concurrency={self.settings.worker_concurrency}",

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from services.gateway.config import GatewaySettings
 from services.gateway.web import health
-from shared.routing import BACKGROUND, INTERACTIVE, SERVICES, lane_queue
+from shared.routing import BACKGROUND, INTERACTIVE, SERVICES, lane_queues
 from shared.settings import ConfigError, ServiceSettings
 from sistercities.cli import main
 from sistercities.config import LauncherSettings, known_variables
@@ -287,11 +287,14 @@ def test_each_worker_kind_scales_on_its_own_queue(objects, deployments):
         name = scaled_object["spec"]["scaleTargetRef"]["name"]
         assert scaled_object["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
         assert name in deployments
-        [trigger] = scaled_object["spec"]["triggers"]
-        assert trigger["type"] == "redis"
-        assert trigger["metadata"]["listName"] == lane_queue(*LANE_DEPLOYMENTS[name])
-        assert int(trigger["metadata"]["listLength"]) > 0
-        assert trigger["authenticationRef"]["name"] in auths
+        triggers = scaled_object["spec"]["triggers"]
+        # Each queue the lane's workers consume, and only those.
+        listed = [trigger["metadata"]["listName"] for trigger in triggers]
+        assert listed == list(lane_queues(*LANE_DEPLOYMENTS[name]))
+        for trigger in triggers:
+            assert trigger["type"] == "redis"
+            assert int(trigger["metadata"]["listLength"]) > 0
+            assert trigger["authenticationRef"]["name"] in auths
         # Never to zero: a call from the gateway waits SERVICE_TIMEOUT, not a pod's start.
         assert scaled_object["spec"]["minReplicaCount"] >= 1
 

@@ -45,6 +45,18 @@ def test_an_interactive_call_answers_while_the_background_lane_holds_thousands_o
     assert count_rows(clean_databases["notifier"], HANDLED) < backlog
 
 
+def test_a_confirmation_mail_goes_out_while_the_background_lane_holds_thousands_of_events(
+    client, backlog, redis_client, clean_databases, mail_sink
+):
+    """The confirmation is background work, queued after the backlog: it is sent first because
+    it waits in the lane's queue of awaited mail, which the workers take in turn with the
+    backlog's queue (a single queue would send it after all forty batches)."""
+    response = client.post("/api/v1/subscriptions", json={"email": "ada@example.org"})
+    assert response.status_code == 202, response.json
+    wait_for(lambda: mail_sink.to("ada@example.org"), timeout=120, what="the confirmation mail")
+    assert redis_client.llen(BACKLOG) > 0, "the mail went out only after the backlog"
+
+
 def test_readyz_stays_ready_with_a_background_backlog_and_reports_it(stack_env, backlog):
     # A gateway of its own: each process reuses a readiness answer for a second.
     response = create_app(GatewaySettings.from_env(stack_env)).test_client().get("/readyz")

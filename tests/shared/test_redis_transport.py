@@ -259,3 +259,40 @@ def test_our_transport_delivers_what_kombus_does_in_the_same_order(backends, red
         assert unacknowledged(redis_client, keys) == []
     assert sorted(body["n"] for _queue, body in deliveries["redis"]) == list(range(published))
     assert deliveries["scredis"] == deliveries["redis"]
+
+
+@pytest.mark.parametrize("order", ["round_robin", "priority"])
+def test_a_consumer_of_two_queues_waits_on_the_one_that_holds_messages(
+    backends, redis_client, keys, monkeypatch, order
+):
+    """A backlog on one queue while the first in the consumer's order is empty: every wait is
+    on the backlog's queue and returns at once. Waiting on the empty queue took from the
+    backlog once a ``brpop_timeout``, and in priority order never while the waited queue kept
+    receiving (ten interactive calls a second starved a notifier consuming both of its lanes:
+    no event handled in ten minutes)."""
+    waits: list[str] = []
+    start = redis_transport.TakeWithoutLoss._brpop_start
+
+    def recorded(channel, timeout=None):
+        start(channel, timeout)
+        waits.append(channel._waiting_on)
+
+    monkeypatch.setattr(redis_transport.TakeWithoutLoss, "_brpop_start", recorded)
+    empty, busy = Queue(keys["queue"] + "-empty"), Queue(keys["queue"])
+    taken: list[int] = []
+    options = options_of(keys, queue_order_strategy=order)
+    with Connection(transport_url(backends, "scredis"), transport_options=options) as connection:
+        with connection.Producer() as producer:
+            for n in range(6):
+                producer.publish({"n": n}, routing_key=busy.name, declare=[busy, empty])
+
+        def on_message(body, message):
+            taken.append(body["n"])
+            message.ack()
+
+        with connection.Consumer([empty, busy], callbacks=[on_message], prefetch_count=1):
+            while len(taken) < 6:
+                connection.drain_events(timeout=10)
+    redis_client.delete(busy.name, empty.name)
+    assert taken == list(range(6))
+    assert waits[:6] == [busy.name] * 6, waits

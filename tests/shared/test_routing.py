@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from shared.routing import (
+    AWAITED_TASKS,
     BACKGROUND,
     BACKGROUND_TASKS,
     INTERACTIVE,
     SERVICES,
     lane_of,
     lane_queue,
+    lane_queues,
     queue_for_task,
 )
 from sistercities.beat import collect_schedule
@@ -55,6 +57,21 @@ def test_each_lane_has_a_queue_of_its_own():
     assert len(set(queues)) == len(queues)
     assert queue_for_task("notifier.create_subscription") == "notifier"
     assert queue_for_task("notifier.handle_events") == "notifier.background"
+
+
+def test_mail_someone_waits_for_has_a_queue_the_background_workers_take_in_turn():
+    assert not AWAITED_TASKS - (BACKGROUND_TASKS & registered_tasks())
+    assert lane_queues("notifier", BACKGROUND) == (
+        "notifier.background",
+        "notifier.background.awaited",
+    )
+    for name in AWAITED_TASKS:
+        assert queue_for_task(name) == "notifier.background.awaited", name
+    for name in ("notifier.send_digests", "notifier.send_campaign_batch"):
+        assert queue_for_task(name) == "notifier.background", name
+    # Services that send no such mail keep one queue a lane.
+    assert lane_queues("directory", BACKGROUND) == ("directory.background",)
+    assert lane_queues("notifier", INTERACTIVE) == ("notifier",)
 
 
 def test_what_the_gateway_waits_for_is_interactive():

@@ -20,7 +20,7 @@ from services.gateway.clients import metrics, redis_client, service_client
 from services.gateway.web.metrics_auth import metrics_auth
 from shared.errors import ServiceError
 from shared.logs import get_logger
-from shared.routing import BACKGROUND, SERVICES, lane_queue
+from shared.routing import BACKGROUND, SERVICES, lane_queues
 
 bp = APIBlueprint("health", __name__, tag="Health")
 log = get_logger(__name__)
@@ -181,15 +181,21 @@ def _check_redis() -> tuple[dict, dict[str, int]]:
     started = time.monotonic()
     pipe = redis_client().pipeline(transaction=False)
     pipe.ping()
-    for service in SERVICES:
-        pipe.llen(lane_queue(service, BACKGROUND))
+    queues = [
+        (service, queue) for service in SERVICES for queue in lane_queues(service, BACKGROUND)
+    ]
+    for _service, queue in queues:
+        pipe.llen(queue)
     try:
-        _pong, *waiting = pipe.execute()
+        _pong, *lengths = pipe.execute()
     except Exception as error:
         log.warning("redis_ping_failed", error=str(error))
         return {"status": "unavailable", "ms": None, "message": "Redis does not answer"}, {}
     status = {"status": "ok", "ms": round((time.monotonic() - started) * 1000, 2)}
-    return status, dict(zip(SERVICES, waiting, strict=True))
+    waiting = dict.fromkeys(SERVICES, 0)
+    for (service, _queue), length in zip(queues, lengths, strict=True):
+        waiting[service] += length
+    return status, waiting
 
 
 PROMETHEUS_TEXT = {
