@@ -3,8 +3,9 @@ off, beside a bare Flask route returning a constant (the ceiling), with the full
 
 Loads GeoNames and ../shared/data/twin_cities.csv into a fresh PostgreSQL database
 (BENCH_DATABASE_URL's server; SQLite files when there is none), 60 stories linked to cities
-into the blog's, starts the directory and blog workers and two gateways (CACHE_SECONDS=300 and
-0, each gunicorn with two processes), then loads each route with 16 keep-alive connections
+into the blog's, starts the directory, blog and notifier workers (the home page's Take Action
+section asks the notifier) and two gateways (CACHE_SECONDS=300 and 0, each gunicorn with two
+processes), then loads each route with 16 keep-alive connections
 (closed loop: throughput, p50, p99), city pages no one opened before at one client with the
 cache off (aim p99 25 ms), and City Search at a fixed 200 requests/s (open loop: latency
 measured from the scheduled time; aim p99 under 20 ms). With the cache on, pages come whole
@@ -47,9 +48,11 @@ CONNECTIONS = 16
 OPEN_RATE = 200
 STORIES = 60
 CITY_PAGES = 200
+SERVICES = ("directory", "blog", "notifier")
 AIM_P99_MS = 20.0
 AIM_COLD_CITY_P99_MS = 25.0
 BLOG_MIGRATIONS = ROOT / "services" / "blog" / "migrations"
+NOTIFIER_MIGRATIONS = ROOT / "services" / "notifier" / "migrations"
 
 
 def _story(n: int, now) -> PostData:
@@ -95,17 +98,21 @@ def _row(label: str, result: Result, bare: Result) -> Row:
 
 
 @contextlib.contextmanager
-def databases(tmp: str) -> Iterator[tuple[str, str, str]]:
-    """The directory's and the blog's database URLs, and which kind they are."""
-    directory, blog = fresh_postgres(), fresh_postgres()
-    if directory is None or blog is None:
-        yield f"sqlite:///{tmp}/directory.db", f"sqlite:///{tmp}/blog.db", "SQLite"
+def databases(tmp: str) -> Iterator[tuple[dict[str, str], str]]:
+    """The database URL of each service a public page asks (the home page's Take Action
+    section asks the notifier), and which kind they are."""
+    made = {service: fresh_postgres() for service in SERVICES}
+    if None in made.values():
+        for found in made.values():
+            if found is not None:
+                found[1]()
+        yield {service: f"sqlite:///{tmp}/{service}.db" for service in SERVICES}, "SQLite"
         return
     try:
-        yield directory[0], blog[0], "PostgreSQL"
+        yield {service: url for service, (url, _drop) in made.items()}, "PostgreSQL"
     finally:
-        directory[1]()
-        blog[1]()
+        for _url, drop in made.values():
+            drop()
 
 
 def measure(seconds: float = 10.0) -> list[Row]:
@@ -113,10 +120,12 @@ def measure(seconds: float = 10.0) -> list[Row]:
         return [Row("skipped", f"the data set is not at {TWIN_CITIES}")]
     with (
         tempfile.TemporaryDirectory() as tmp,
-        databases(tmp) as (directory_url, blog_url, kind),
+        databases(tmp) as (urls, kind),
         running_processes() as processes,
     ):
+        directory_url, blog_url = urls["directory"], urls["blog"]
         load_directory(directory_url)
+        upgrade(NOTIFIER_MIGRATIONS, urls["notifier"])
         with make_session_factory(make_engine(directory_url))() as session:
             index = load_index(session)
         twinned = sorted(index.sisters, key=lambda c: -len(index.sisters[c]))
@@ -134,6 +143,7 @@ def measure(seconds: float = 10.0) -> list[Row]:
             DATA_DIR=tmp,
             DIRECTORY_DATABASE_URL=directory_url,
             BLOG_DATABASE_URL=blog_url,
+            NOTIFIER_DATABASE_URL=urls["notifier"],
             LOG_LEVEL="warning",
             WORKER_POOL="solo",
             PYTHONUNBUFFERED="1",
@@ -141,7 +151,7 @@ def measure(seconds: float = 10.0) -> list[Row]:
             SEARCH_RATE_LIMIT="1000000/second",
         )
         me = [sys.executable, "-m", "sistercities"]
-        for service in ("directory", "blog"):
+        for service in SERVICES:
             processes.start(service, [*me, "worker", service], env)
         ports = {"cache on": free_port(), "cache off": free_port()}
         for label, port in ports.items():
@@ -152,7 +162,7 @@ def measure(seconds: float = 10.0) -> list[Row]:
         bare = serve(processes, "bare", "benchmarks.rpc_apps:bare_app()", env)
         wait_http_ok(f"{bare}/ping", "bare")
         for port in ports.values():
-            for service in ("directory", "blog"):
+            for service in SERVICES:
                 wait_http_ok(f"http://127.0.0.1:{port}/readyz/{service}", "gateway", 120)
 
         routes = {

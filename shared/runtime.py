@@ -53,6 +53,8 @@ class ServiceRuntime:
         )
         self._register_common_tasks()
         self._before_start: list[Callable[[], object]] = []
+        # The lane this process's worker consumes; None outside a worker (the CLI, a test).
+        self.lane: str | None = None
         on_outbox_commit(lambda: wake_relay(self.redis))
 
     def before_start(self, step: Callable[[], object]) -> None:
@@ -86,6 +88,7 @@ class ServiceRuntime:
     def start_worker(self, lane: str, extra_args: Iterable[str] = ()) -> None:
         """Run a worker of one of this service's lanes in the current process until it is
         told to stop."""
+        self.lane = lane
         queues = ",".join(lane_queues(self.service, lane))
         if lane == BACKGROUND:
             os.nice(BACKGROUND_NICENESS)

@@ -109,6 +109,6 @@ def create_app(settings: GatewaySettings | None = None, shared_metrics: bool = F
     app.register_blueprint(websub.bp)
     install_assets(app)
     install_security(app, settings, clients.redis)
-    install_page_cache(app)
+    install_page_cache(app, clients.cache, clients.metrics)
     app.context_processor(lambda: {"donate_url": settings.donate_url})
     return app

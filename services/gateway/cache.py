@@ -114,16 +114,26 @@ class ResponseCache:
         self._remember(key, generation, current, body)
         return body, current
 
-    def page(self, key: str) -> str | None:
-        """The page stored under ``key``, if no generation it was made from has moved since."""
-        if not self.enabled:
+    def kept_page(self, key: str) -> str | None:
+        """The page under ``key`` in this process's memory, if no generation it was made from
+        has moved since (no round trip: None when only Redis could say)."""
+        if not self.enabled or self._poller_pid != os.getpid():
             return None
-        self._ensure_poller()
         local = self._pages.get(key)
         if local is not None and all(
             self._generations.get(name) == value for name, value in local[0]
         ):
             return local[1]
+        return None
+
+    def page(self, key: str) -> str | None:
+        """The page stored under ``key``, if no generation it was made from has moved since."""
+        if not self.enabled:
+            return None
+        self._ensure_poller()
+        kept = self.kept_page(key)
+        if kept is not None:
+            return kept
         try:
             *values, stored = self.redis.mget(
                 [GENERATION_KEY.format(name) for name in SERVICES] + [PAGE_PREFIX + key]

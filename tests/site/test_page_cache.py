@@ -9,6 +9,7 @@ import pytest
 
 from services.gateway.cache import PAGE_PREFIX
 from services.gateway.site import subscriber_link
+from services.gateway.web.page_cache import KeptPages
 from tests.conftest import ADMIN_TOKEN
 from tests.site.conftest import story
 from tests.stack import wait_for
@@ -66,6 +67,61 @@ def test_public_pages_are_served_from_the_cache(client, site_world, redis_client
         again = get(client, path).text
         assert KEPT in again, path
         assert again.replace(KEPT, "") == first[path]
+
+
+@pytest.fixture
+def reaching_flask(gateway_app):
+    """Every request that got past ``KeptPages`` to Flask, as (method, path, query)."""
+    kept_pages = gateway_app.wsgi_app
+    assert isinstance(kept_pages, KeptPages)
+    flask, reached = kept_pages.wsgi_app, []
+
+    def counted(environ, start_response):
+        reached.append((environ["REQUEST_METHOD"], environ["PATH_INFO"], environ["QUERY_STRING"]))
+        return flask(environ, start_response)
+
+    kept_pages.wsgi_app = counted
+    yield reached
+    kept_pages.wsgi_app = flask
+
+
+def test_a_kept_page_is_answered_again_from_memory_as_flask_answered_it(
+    gateway_app, site_world, reaching_flask
+):
+    city = f"/cities/{site_world.cities['Minneapolis']}"
+    visitor = gateway_app.test_client(use_cookies=False)
+    served = gateway_app.extensions["sistercities"].metrics.registry.get_sample_value
+    for path, query in (("/", ""), (city, ""), (city, "sort=year")):
+        address = f"{path}?{query}" if query else path
+        counted = {"method": "GET", "route": "/" if path == "/" else "/cities/<int:city_id>"}
+        first = get(visitor, address)
+        before = served("gateway_requests_total", {**counted, "status": "200"})
+        again = get(visitor, address, **{"X-Request-ID": "visit-2"})
+        assert reaching_flask.pop() == ("GET", path, query)  # the first only
+        assert again.data == first.data
+        assert again.headers["X-Request-ID"] == "visit-2"
+        own = {"X-Request-ID", "Date"}
+        assert [h for h in again.headers if h[0] not in own] == [
+            h for h in first.headers if h[0] not in own
+        ]
+        assert served("gateway_requests_total", {**counted, "status": "200"}) == before + 1
+    assert reaching_flask == []
+
+    # Whatever a request carries that Flask must read takes it to Flask, every time.
+    etag = get(visitor, "/").headers["ETag"]
+    asked = [
+        ("/", {"Cookie": "session=x"}),
+        ("/", {"Authorization": "Bearer not-a-token"}),
+        ("/", {"If-None-Match": etag}),
+        ("/cities?q=Tours", {}),  # rate-limited: every request counts
+        ("/cities?q=Tours", {}),
+    ]
+    for address, headers in asked:
+        visitor.get(address, headers={**BROWSER, **headers})
+    visitor.head("/", headers=BROWSER)
+    assert [f"{method} {path}" for method, path, _query in reaching_flask] == [
+        "GET /", "GET /", "GET /", "GET /cities", "GET /cities", "HEAD /",
+    ]  # fmt: skip
 
 
 def test_a_new_partnership_shows_on_the_next_request(client, site_world, services, redis_client):

@@ -64,17 +64,35 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
         return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
+    def answered(
+        self, method: str, route: str, path: str, status: int, seconds: float, **context: str
+    ) -> None:
+        """A request answered: counted, timed and logged (``context``: what the log line has
+        not from its request's context, for a request answered outside Flask)."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+        log.info(
+            "request",
+            method=method,
+            path=path,
+            status=status,
+            ms=round(seconds * 1000, 2),
+            **context,
+        )
+
+
+def request_id(incoming: str) -> str:
+    """The id of a request: the caller's, if short and plain, else 128 random bits in hex, as
+    uuid4().hex gives. An id needs to be unique, not secret: no system call for it (the random
+    module reseeds in each forked process)."""
+    return incoming if VALID_REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}"
+
 
 def install_observability(app: Flask, metrics: Metrics) -> None:
     @app.before_request
     def start_request() -> None:
         g.started = time.perf_counter()
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        # 128 random bits in hex, as uuid4().hex gives. An id needs to be unique, not secret:
-        # no system call for it (the random module reseeds in each forked process).
-        g.request_id = (
-            incoming if VALID_REQUEST_ID.match(incoming) else f"{random.getrandbits(128):032x}"
-        )
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER, ""))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
@@ -82,16 +100,8 @@ def install_observability(app: Flask, metrics: Metrics) -> None:
     def finish_request(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.latency.labels(route).observe(elapsed)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        log.info(
-            "request",
-            method=request.method,
-            path=_loggable(request),
-            status=response.status_code,
-            ms=round(elapsed * 1000, 2),
-        )
+        metrics.answered(request.method, route, _loggable(request), response.status_code, elapsed)
         return response
 
     @app.teardown_request

@@ -13,6 +13,9 @@ Only anonymous visitors get or fill the cache: a request with credentials, or wh
 holds anything but a CSRF token (signed-in staff, a subscriber's link remembered, a message
 kept for the next page), is rendered for itself as before. A first visit opens no session.
 
+``KeptPages`` answers the commonest request of all, a visitor without a cookie asking again
+for a page this process keeps, before Flask sees it (see its docstring).
+
 A kept page is the same bytes for everyone: ``public, no-cache`` with a strong ETag, so a
 browser or a shared cache asks again each time and a revisit is a 304 until the page changes.
 ``Vary: Cookie`` keeps a shared cache from giving it to a signed-in member.
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +34,18 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, g, request, session
 
+from services.gateway.cache import LOCAL_PAGES, ResponseCache
+from services.gateway.web.observability import REQUEST_ID_HEADER, Metrics, request_id
+
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 RELEASE = "sistercities_page_release"  # its key in app.extensions
 CSRF_FIELD = "csrf_token"  # Flask-WTF's key in the session
 PUBLIC = "public, no-cache"
+# In the WSGI environ of a request answered with a kept page: (its key, the page as stored,
+# its route), which ``KeptPages`` learns from.
+KEPT = "sistercities.kept_page"
+# A response's own headers, not its page's: each answer from memory gets its own.
+PER_RESPONSE = frozenset({"x-request-id", "date"})
 
 
 @dataclass
@@ -77,7 +90,7 @@ def cached_page(query: Iterable[str] = ()) -> Callable[[Callable], Callable]:
             key = _variant(names)
             stored = cache.page(key)
             if stored is not None:
-                return _serve(_parsed(stored))
+                return _serve(key, stored)
             filling = g.page_filling = _Filling()
             try:
                 response = current_app.make_response(view(*args, **kwargs))
@@ -85,17 +98,19 @@ def cached_page(query: Iterable[str] = ()) -> Callable[[Callable], Callable]:
                 g.pop("page_filling", None)
             if not _storable(response, filling):
                 return response
-            made = _Page.made(response.get_data(as_text=True))
-            cache.store_page(key, filling.generations, made.dumps())
-            return _serve(made)
+            stored = _Page.made(response.get_data(as_text=True)).dumps()
+            cache.store_page(key, filling.generations, stored)
+            return _serve(key, stored)
 
         return page
 
     return decorate
 
 
-def install_page_cache(app: Flask) -> None:
+def install_page_cache(app: Flask, cache: ResponseCache, metrics: Metrics) -> None:
     app.extensions[RELEASE] = _release(app)
+    if cache.enabled:
+        app.wsgi_app = KeptPages(app.wsgi_app, cache, metrics)
 
 
 def _anonymous() -> bool:
@@ -142,7 +157,11 @@ def _parsed(text: str) -> _Page:
     return _Page(etag, body)
 
 
-def _serve(page: _Page) -> Response:
+def _serve(key: str, stored: str) -> Response:
+    page = _parsed(stored)
+    # A route with a rate limit counts every request: only Flask may answer it.
+    if getattr(current_app.view_functions[request.endpoint], "rate_limit", None) is None:
+        request.environ[KEPT] = (key, stored, request.url_rule.rule)
     response = current_app.response_class(page.body, mimetype="text/html")
     response.headers["Cache-Control"] = PUBLIC
     response.set_etag(page.etag)
@@ -162,3 +181,78 @@ def _release(app: Flask) -> str:
     for name, fingerprint in sorted(app.extensions["asset_digests"].items()):
         digest.update(f"{name}={fingerprint}".encode())
     return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Known:
+    """A kept page as Flask last answered it at one address."""
+
+    key: str
+    stored: str  # the page as the cache keeps it: current while the cache holds this object
+    route: str
+    status: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class KeptPages:
+    """WSGI middleware around the gateway: a kept page this process served to a GET with no
+    cookie and no credentials is served again at the same address (path and query string as
+    sent) from memory, before Flask sees the request, for as long as the cache holds that
+    page unchanged (``ResponseCache.kept_page``: no round trip). The answer is what Flask
+    gave: its status, headers and bytes, with a request id of its own, counted and logged
+    the same. Flask's request machinery and hooks were most of a kept page's cost, and none
+    of them reads anything such a request carries: a page with a rate limit, a cookie,
+    credentials, a conditional request or any other method still goes through Flask."""
+
+    def __init__(self, wsgi_app: Callable, cache: ResponseCache, metrics: Metrics) -> None:
+        self.wsgi_app = wsgi_app
+        self.cache = cache
+        self.metrics = metrics
+        self._known: dict[tuple[str, str], _Known] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if (
+            environ["REQUEST_METHOD"] != "GET"
+            or "HTTP_COOKIE" in environ
+            or "HTTP_AUTHORIZATION" in environ
+            or "HTTP_IF_NONE_MATCH" in environ
+        ):
+            return self.wsgi_app(environ, start_response)
+        address = (environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+        known = self._known.get(address)
+        if known is not None and self.cache.kept_page(known.key) is known.stored:
+            return self._again(known, environ, start_response)
+        return self.wsgi_app(environ, self._learning(address, environ, start_response))
+
+    def _again(self, known: _Known, environ: dict, start_response: Callable) -> list[bytes]:
+        started = time.perf_counter()
+        rid = request_id(environ.get("HTTP_X_REQUEST_ID", ""))
+        start_response(known.status, [*known.headers, (REQUEST_ID_HEADER, rid)])
+        path = environ["PATH_INFO"].encode("latin-1").decode("utf-8", "replace")
+        seconds = time.perf_counter() - started
+        self.metrics.answered("GET", known.route, path, 200, seconds, request_id=rid)
+        return [known.body]
+
+    def _learning(self, address: tuple[str, str], environ: dict, start_response: Callable):
+        def start(status: str, headers: list[tuple[str, str]], exc_info=None):
+            kept = environ.get(KEPT)
+            if kept is not None and exc_info is None and status.startswith("200 "):
+                self._learn(address, kept, status, headers)
+            return start_response(status, headers, exc_info)
+
+        return start
+
+    def _learn(self, address, kept: tuple[str, str, str], status: str, headers) -> None:
+        key, stored, route = kept
+        body = _parsed(stored).body.encode()
+        names = {name.lower(): value for name, value in headers}
+        if "set-cookie" in names or names.get("content-length") != str(len(body)):
+            return
+        own = [(name, value) for name, value in headers if name.lower() not in PER_RESPONSE]
+        with self._lock:
+            self._known.pop(address, None)
+            self._known[address] = _Known(key, stored, route, status, own, body)
+            while len(self._known) > LOCAL_PAGES:
+                del self._known[next(iter(self._known))]
