@@ -17,8 +17,9 @@ priority order), and waits on that one: the wait returns at once and the take fo
 kombu's order, as BRPOP would. Waiting on an idle queue while another held a backlog took
 from the backlog once a ``brpop_timeout`` (1 s), and never while the waited queue kept
 receiving: a worker consuming its interactive queue first handled no background message in
-ten minutes of ten calls a second. Only when every queue is empty does it wait on the first,
-so a message arriving on another then waits at most ``brpop_timeout``.
+ten minutes of ten calls a second. Only when every queue is empty does it wait on the first
+it consumes (a lane's own queue: the notifier's events, not its awaited mail), so a message
+arriving on another then waits at most ``brpop_timeout``.
 
 **Restoring.** kombu lets one worker at a time hand out the unacknowledged messages of dead
 workers, under a lock that expires after ``unacked_mutex_expire`` (5 minutes by default): a
@@ -184,7 +185,11 @@ class TakeWithoutLoss:
             return
         key = self._q_for_pri(queues[0], 0)
         if len(queues) > 1:  # wait on one that holds a message (the module docstring says why)
-            key = self._script("_ready", READY_SCRIPT)(keys=self._keys(queues)) or key
+            ready = self._script("_ready", READY_SCRIPT)(keys=self._keys(queues))
+            # All empty: the first queue as consumed (a lane's own queue), not the round
+            # robin's, which moves on each take: a lane's messages then wake it at once.
+            first = next((queue for queue in self._active_queues if queue in queues), queues[0])
+            key = ready or self._q_for_pri(first, 0)
         # The queue's list is moved onto itself: BLMOVE waits for a message and changes nothing.
         self._waiting_on = bytes_to_str(key)
         self._in_poll = self.client.connection

@@ -86,6 +86,10 @@ class Stack:
     def kill(self, name: str) -> None:
         self.stop(name, signal.SIGKILL)
 
+    def running(self, *names: str) -> bool:
+        """Whether each of these processes is running (none stopped or killed by a test)."""
+        return all(name in self.processes and self.processes[name].poll() is None for name in names)
+
     def stop_all(self) -> None:
         for name in list(self.processes):
             self.stop(name)

@@ -296,3 +296,40 @@ def test_a_consumer_of_two_queues_waits_on_the_one_that_holds_messages(
     redis_client.delete(busy.name, empty.name)
     assert taken == list(range(6))
     assert waits[:6] == [busy.name] * 6, waits
+
+
+def test_a_consumer_of_two_queues_both_empty_waits_on_the_first_it_consumes(
+    backends, redis_client, keys, monkeypatch
+):
+    """Both queues empty after a take from the first: the wait is on the first queue as
+    consumed (a lane's own), where kombu's round robin has moved it to the back. A message on
+    the queue not waited on waits up to ``brpop_timeout``: every event of the notifier's
+    background lane did, once its awaited-mail queue came first after each take, and an
+    event a test caused was then handled after the next test had begun."""
+    waits: list[str] = []
+    start = redis_transport.TakeWithoutLoss._brpop_start
+
+    def recorded(channel, timeout=None):
+        start(channel, timeout)
+        waits.append(channel._waiting_on)
+
+    monkeypatch.setattr(redis_transport.TakeWithoutLoss, "_brpop_start", recorded)
+    own, other = Queue(keys["queue"]), Queue(keys["queue"] + "-other")
+    taken: list[int] = []
+    with Connection(
+        transport_url(backends, "scredis"), transport_options=options_of(keys)
+    ) as connection:
+        with connection.Producer() as producer:
+            producer.publish({"n": 1}, routing_key=own.name, declare=[own, other])
+
+        def on_message(body, message):
+            taken.append(body["n"])
+            message.ack()
+
+        with connection.Consumer([own, other], callbacks=[on_message], prefetch_count=1):
+            connection.drain_events(timeout=10)
+            with pytest.raises(TimeoutError):
+                connection.drain_events(timeout=0.2)
+    redis_client.delete(own.name, other.name)
+    assert taken == [1]
+    assert waits[1] == own.name, waits
