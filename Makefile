@@ -21,11 +21,14 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
+# Test files run in TEST_PROCESSES processes (pytest-xdist), each file whole in one of them.
+TEST_PROCESSES ?= 2
+
 # The browser tests drive Chromium: the system's, else Playwright's download, else (as root)
 # the distribution's package; without any, make stops and says what to install.
 test: lint
 	CHROMIUM_PATH="$$(scripts/ensure_chromium.sh $(BIN)/python)" && export CHROMIUM_PATH && \
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --numprocesses=$(TEST_PROCESSES) --dist=loadfile $(PYTEST_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks
