@@ -261,23 +261,29 @@ def test_our_transport_delivers_what_kombus_does_in_the_same_order(backends, red
     assert deliveries["scredis"] == deliveries["redis"]
 
 
+@pytest.fixture
+def waits(monkeypatch) -> list[str]:
+    """The list each wait of our transport is recorded in: the queue list it waits on."""
+    waited: list[str] = []
+    start = redis_transport.TakeWithoutLoss._brpop_start
+
+    def recorded(channel, timeout=None):
+        start(channel, timeout)
+        waited.append(channel._waiting_on)
+
+    monkeypatch.setattr(redis_transport.TakeWithoutLoss, "_brpop_start", recorded)
+    return waited
+
+
 @pytest.mark.parametrize("order", ["round_robin", "priority"])
 def test_a_consumer_of_two_queues_waits_on_the_one_that_holds_messages(
-    backends, redis_client, keys, monkeypatch, order
+    backends, redis_client, keys, waits, order
 ):
     """A backlog on one queue while the first in the consumer's order is empty: every wait is
     on the backlog's queue and returns at once. Waiting on the empty queue took from the
     backlog once a ``brpop_timeout``, and in priority order never while the waited queue kept
     receiving (ten interactive calls a second starved a notifier consuming both of its lanes:
     no event handled in ten minutes)."""
-    waits: list[str] = []
-    start = redis_transport.TakeWithoutLoss._brpop_start
-
-    def recorded(channel, timeout=None):
-        start(channel, timeout)
-        waits.append(channel._waiting_on)
-
-    monkeypatch.setattr(redis_transport.TakeWithoutLoss, "_brpop_start", recorded)
     empty, busy = Queue(keys["queue"] + "-empty"), Queue(keys["queue"])
     taken: list[int] = []
     options = options_of(keys, queue_order_strategy=order)
@@ -299,21 +305,13 @@ def test_a_consumer_of_two_queues_waits_on_the_one_that_holds_messages(
 
 
 def test_a_consumer_of_two_queues_both_empty_waits_on_the_first_it_consumes(
-    backends, redis_client, keys, monkeypatch
+    backends, redis_client, keys, waits
 ):
     """Both queues empty after a take from the first: the wait is on the first queue as
     consumed (a lane's own), where kombu's round robin has moved it to the back. A message on
     the queue not waited on waits up to ``brpop_timeout``: every event of the notifier's
     background lane did, once its awaited-mail queue came first after each take, and an
     event a test caused was then handled after the next test had begun."""
-    waits: list[str] = []
-    start = redis_transport.TakeWithoutLoss._brpop_start
-
-    def recorded(channel, timeout=None):
-        start(channel, timeout)
-        waits.append(channel._waiting_on)
-
-    monkeypatch.setattr(redis_transport.TakeWithoutLoss, "_brpop_start", recorded)
     own, other = Queue(keys["queue"]), Queue(keys["queue"] + "-other")
     taken: list[int] = []
     with Connection(
